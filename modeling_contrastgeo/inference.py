@@ -86,7 +86,7 @@ class GeolocationMixin:
                 raise ValueError("a classifier model (location_mode='classifier') predicts only its trained places")
             return None
         key = (places_fingerprint(places), self._weights_version())
-        cache = self.__dict__.setdefault("_gallery_cache", OrderedDict())
+        cache = self._gallery_cache
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
@@ -211,7 +211,6 @@ class GeolocationMixin:
         scores, order = combined.topk(min(top_k, num_candidates), dim=-1)
         return scores, top_indices.gather(1, order)
 
-    @torch.inference_mode()
     def fit_probability_temperature(self, texts, labels, places=None, batch_size: int = 64) -> float:
         """Fit the calibration temperature on held-out posts with known labels (indices into the gallery) by
         minimising the negative log-likelihood; store it in `config.probability_temperature` and return it."""
@@ -225,12 +224,13 @@ class GeolocationMixin:
         was_training = self.training
         self.eval()
         try:
-            gallery = self.gallery_embeddings(places)
-            raw_logits = self._uncalibrated_logits(texts, gallery, batch_size).cpu()
+            with torch.inference_mode():
+                gallery = self.gallery_embeddings(places)
+                raw_logits = self._uncalibrated_logits(texts, gallery, batch_size).cpu()
         finally:
             self.train(was_training)
-        with torch.inference_mode(False), torch.enable_grad():
-            raw_logits = raw_logits.clone()
+        raw_logits = raw_logits.clone()  # a normal tensor: inference tensors cannot enter autograd
+        with torch.enable_grad():
             log_temperature = torch.zeros((), requires_grad=True)
             optimizer = torch.optim.LBFGS([log_temperature], lr=0.1, max_iter=200)
 
@@ -241,6 +241,6 @@ class GeolocationMixin:
                 return loss
 
             optimizer.step(closure)
-        temperature = float(log_temperature.exp())
+        temperature = float(log_temperature.detach().exp())
         self.config.probability_temperature = temperature
         return temperature

@@ -8,6 +8,7 @@ Objectives (`forward(objective=...)`):
 - `"location-prior"`: coordinate encoder + class head with the presence/absence loss (CSP's downstream prior).
 """
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -137,7 +138,7 @@ class ContrastGeoModel(GeolocationMixin, ContrastGeoPreTrainedModel):
         )
         self.matching_head = build_matching_head(config)
         self._tokenizer = None
-        self._gallery_cache = {}
+        self._gallery_cache = OrderedDict()
         self.post_init()
 
     @staticmethod

@@ -1,0 +1,1 @@
+"""ContrastGeo: few-shot geolocation of social-media posts."""

@@ -1,0 +1,1 @@
+"""Geolocation metric for `evaluate`: load this folder with `evaluate.load` (see README.md)."""
