@@ -5,8 +5,7 @@
 - :func:`csp_loss`: CSP's self-supervised location pre-training (Mai et al. 2023): in-batch (B), random-location (L)
   and SimCSE dropout-view (D) terms.
 - :func:`presence_absence_loss`: the "full assume negative" loss of Mac Aodha et al. 2019 for CSP's location prior.
-- :func:`gather_with_grad`: the distributed all-gather that lets 2 processes see the same negatives as 1 process with
-  twice the batch.
+- :func:`gather_with_grad`: all-gather so that 2 processes see the negatives 1 process sees with twice the batch.
 
 Distributed convention (used by :func:`csp_loss`, and by callers that gather TLC candidates): every process computes
 the loss of its *own* rows against the *gathered* rows of all processes, and the all-gather's backward sums the
@@ -66,20 +65,29 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     return _gather_with_offset(tensor)[0]
 
 
-def _check_embeddings(embeds: torch.Tensor, name: str, allow_empty: bool = False) -> None:
+def _check_embeddings(embeds: torch.Tensor, name: str) -> None:
     if embeds.dim() != 2:
         raise ValueError(f"{name} must have shape (N, D), got {tuple(embeds.shape)}")
     if not embeds.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got {embeds.dtype}")
-    if embeds.shape[0] == 0 and not allow_empty:
+    if embeds.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {tuple(embeds.shape)})")
 
 
 def _check_same_dim(first: torch.Tensor, first_name: str, second: torch.Tensor, second_name: str) -> None:
     if first.shape[-1] != second.shape[-1]:
-        raise ValueError(
-            f"{first_name} has embedding size {first.shape[-1]} but {second_name} has {second.shape[-1]}"
-        )
+        raise ValueError(f"{first_name} has embedding size {first.shape[-1]} but {second_name} has {second.shape[-1]}")
+
+
+def _as_count(value, name: str) -> int:
+    """``value`` as a non-negative int (Python or NumPy int, integer 0-d tensor); ValueError otherwise."""
+    try:
+        count = operator.index(value)
+    except TypeError:
+        count = -1
+    if isinstance(value, bool) or count < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return count
 
 
 def _check_labels(labels: torch.Tensor, num_rows: int, num_classes: int, name: str, classes: str) -> None:
@@ -169,8 +177,7 @@ def sample_hard_negatives(
             f"positive_mask must be a bool tensor of shape {tuple(similarity.shape)}, "
             f"got {positive_mask.dtype} of shape {tuple(positive_mask.shape)}"
         )
-    if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) or num_negatives < 0:
-        raise ValueError(f"num_negatives must be a non-negative int, got {num_negatives!r}")
+    num_negatives = _as_count(num_negatives, "num_negatives")
     if strategy not in ("multinomial", "topk"):
         raise ValueError(f"strategy must be 'multinomial' or 'topk', got {strategy!r}")
     num_posts, num_candidates = similarity.shape
@@ -221,11 +228,7 @@ def tlm_loss(
     num_posts = positive_match_logits.shape[0]
     if num_posts == 0:
         raise ValueError("positive_match_logits is empty (B = 0)")
-    if (
-        negative_match_logits.dim() != 3
-        or negative_match_logits.shape[0] != num_posts
-        or negative_match_logits.shape[2] != 2
-    ):
+    if negative_match_logits.dim() != 3 or negative_match_logits.shape[::2] != (num_posts, 2):
         raise ValueError(
             f"negative_match_logits must have shape ({num_posts}, k, 2), got {tuple(negative_match_logits.shape)}"
         )
@@ -252,11 +255,9 @@ def tlm_constant_predictor_entropy(num_positive: int, num_negative: int) -> floa
     (0.41 for k = 6) just by predicting p everywhere. A TLM loss that settles at this value is a bug signal, e.g. a
     fusion whose output does not depend on the post; callers compare against it to warn.
     """
-    num_positive, num_negative = operator.index(num_positive), operator.index(num_negative)
-    if num_positive < 0 or num_negative < 0 or num_positive + num_negative == 0:
-        raise ValueError(
-            f"num_positive and num_negative must be non-negative and not both 0, got {num_positive}, {num_negative}"
-        )
+    num_positive, num_negative = _as_count(num_positive, "num_positive"), _as_count(num_negative, "num_negative")
+    if num_positive + num_negative == 0:
+        raise ValueError("num_positive and num_negative must not both be 0")
     positive_rate = num_positive / (num_positive + num_negative)
     return -sum(rate * math.log(rate) for rate in (positive_rate, 1.0 - positive_rate) if rate > 0.0)
 
@@ -272,8 +273,7 @@ def sample_uniform_sphere(
     Latitude is ``degrees(asin(2u - 1))`` (area-uniform: its density is proportional to cos(latitude)), not uniform in
     degrees, which would crowd the poles; longitude is uniform in [-180, 180).
     """
-    if isinstance(num_locations, bool) or not isinstance(num_locations, int) or num_locations < 0:
-        raise ValueError(f"num_locations must be a non-negative int, got {num_locations!r}")
+    num_locations = _as_count(num_locations, "num_locations")
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
     # Draw in at least float32 so half-precision rounding does not bunch the samples.
@@ -287,11 +287,11 @@ def sample_uniform_sphere(
     return latlon
 
 
-def _check_weight_and_temperature(weight: Optional[float], weight_name: str, temperature: float, temperature_name: str):
-    if weight is not None and weight < 0:
-        raise ValueError(f"{weight_name} must be >= 0 (or None to skip the term), got {weight}")
-    if not temperature > 0:
-        raise ValueError(f"{temperature_name} must be > 0, got {temperature}")
+def _gathered_info_nce(queries: torch.Tensor, keys: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE of this process's queries over the keys of all processes; a query's positive is the key of its row."""
+    all_keys, offset = _gather_with_offset(keys)
+    targets = torch.arange(offset, offset + queries.shape[0], device=queries.device)
+    return F.cross_entropy(queries @ all_keys.T / temperature, targets)
 
 
 def csp_loss(
@@ -331,26 +331,25 @@ def csp_loss(
     """
     _check_embeddings(location_embeds, "location_embeds")
     _check_embeddings(content_embeds, "content_embeds")
-    if content_embeds.shape != location_embeds.shape:
-        raise ValueError(
-            f"content_embeds must have the shape of location_embeds {tuple(location_embeds.shape)}, "
-            f"got {tuple(content_embeds.shape)}"
-        )
+    second_view = location_embeds_second_view
+    for name, embeds in (("content_embeds", content_embeds), ("location_embeds_second_view", second_view)):
+        if embeds is not None and embeds.shape != location_embeds.shape:
+            raise ValueError(
+                f"{name} must have the shape of location_embeds {tuple(location_embeds.shape)}, "
+                f"got {tuple(embeds.shape)}"
+            )
     if random_location_embeds is not None:
         _check_embeddings(random_location_embeds, "random_location_embeds")
         _check_same_dim(random_location_embeds, "random_location_embeds", location_embeds, "location_embeds")
-    if location_embeds_second_view is not None and location_embeds_second_view.shape != location_embeds.shape:
-        raise ValueError(
-            f"location_embeds_second_view must have the shape of location_embeds {tuple(location_embeds.shape)}, "
-            f"got {tuple(location_embeds_second_view.shape)}"
-        )
-    _check_weight_and_temperature(in_batch_weight, "in_batch_weight", in_batch_temperature, "in_batch_temperature")
-    _check_weight_and_temperature(
-        random_location_weight, "random_location_weight", random_location_temperature, "random_location_temperature"
-    )
-    _check_weight_and_temperature(
-        dropout_view_weight, "dropout_view_weight", dropout_view_temperature, "dropout_view_temperature"
-    )
+    for term, weight, temperature in (
+        ("in_batch", in_batch_weight, in_batch_temperature),
+        ("random_location", random_location_weight, random_location_temperature),
+        ("dropout_view", dropout_view_weight, dropout_view_temperature),
+    ):
+        if weight is not None and weight < 0:
+            raise ValueError(f"{term}_weight must be >= 0 (or None to skip the term), got {weight}")
+        if not temperature > 0:
+            raise ValueError(f"{term}_temperature must be > 0, got {temperature}")
 
     location_embeds = F.normalize(location_embeds, dim=-1)
     content_embeds = F.normalize(content_embeds, dim=-1)
@@ -358,13 +357,9 @@ def csp_loss(
 
     loss_in_batch = None
     if in_batch_weight:
-        all_content_embeds, offset = _gather_with_offset(content_embeds)
-        all_location_embeds, _ = _gather_with_offset(location_embeds)
-        targets = torch.arange(offset, offset + location_embeds.shape[0], device=location_embeds.device)
-        logits_per_location = location_embeds @ all_content_embeds.T / in_batch_temperature
-        logits_per_content = content_embeds @ all_location_embeds.T / in_batch_temperature
         loss_in_batch = (
-            F.cross_entropy(logits_per_location, targets) + F.cross_entropy(logits_per_content, targets)
+            _gathered_info_nce(location_embeds, content_embeds, in_batch_temperature)
+            + _gathered_info_nce(content_embeds, location_embeds, in_batch_temperature)
         ) / 2
         weighted_terms.append(in_batch_weight * loss_in_batch)
 
@@ -379,12 +374,9 @@ def csp_loss(
         weighted_terms.append(random_location_weight * loss_random_location)
 
     loss_dropout_view = None
-    if dropout_view_weight and location_embeds_second_view is not None:
-        second_view = F.normalize(location_embeds_second_view, dim=-1)
-        all_second_views, offset = _gather_with_offset(second_view)
-        targets = torch.arange(offset, offset + location_embeds.shape[0], device=location_embeds.device)
-        logits = location_embeds @ all_second_views.T / dropout_view_temperature
-        loss_dropout_view = F.cross_entropy(logits, targets)
+    if dropout_view_weight and second_view is not None:
+        second_view = F.normalize(second_view, dim=-1)
+        loss_dropout_view = _gathered_info_nce(location_embeds, second_view, dropout_view_temperature)
         weighted_terms.append(dropout_view_weight * loss_dropout_view)
 
     if not weighted_terms:

@@ -321,9 +321,10 @@ class ContrastGeoModel(GeolocationMixin, ContrastGeoPreTrainedModel):
         num_places = location_embeds.shape[0]
         if use_tlm and num_places > 1:
             if positive_mask is None:
-                positive_mask = self.equal_place_mask(location_embeds, labels)
+                positive_mask = self.equal_place_mask(labels, place_input_ids, place_latlon)
+            # Sampled from the temperature-scaled similarity, as ALBEF: raw cosines give near-uniform weights.
             negative_indices, negative_valid = sample_hard_negatives(
-                (post_embeds @ location_embeds.t()).detach(), positive_mask, config.num_hard_negatives,
+                logits_per_post.detach(), positive_mask, config.num_hard_negatives,
                 strategy=config.hard_negative_strategy,
             )
             candidates = torch.cat([labels.unsqueeze(1), negative_indices], dim=1)  # (B, 1 + k)
@@ -351,15 +352,19 @@ class ContrastGeoModel(GeolocationMixin, ContrastGeoPreTrainedModel):
             output.loss = output.loss_tlc
         return output
 
-    @staticmethod
-    def equal_place_mask(location_embeds, labels, tolerance: float = 1e-5) -> torch.Tensor:
-        """(B, C) True where place c is the post's place or indistinguishable from it (same name/coordinates give
-        identical embeddings): such places must never be drawn as negatives."""
-        with torch.no_grad():
-            similarity_to_true = location_embeds[labels] @ location_embeds.t()
-            mask = similarity_to_true >= 1 - tolerance
-            mask[torch.arange(labels.shape[0], device=labels.device), labels] = True
-        return mask
+    def equal_place_mask(self, labels, place_input_ids=None, place_latlon=None) -> torch.Tensor:
+        """(B, C) True where candidate c is the post's place or the same place under another index (identical
+        prompt tokens and coordinates): such places must never be drawn as negatives."""
+        keys = []
+        if place_input_ids is not None:
+            keys.append(place_input_ids.reshape(-1, len(self.config.prompt_templates) * place_input_ids.shape[-1]))
+        if place_latlon is not None:
+            keys.append(place_latlon.to(torch.float64))
+        if not keys:
+            raise ValueError("equal_place_mask needs place_input_ids or place_latlon")
+        place_keys = torch.cat([key.to(torch.float64) for key in keys], dim=1)
+        _, place_group = torch.unique(place_keys, dim=0, return_inverse=True)
+        return place_group[labels].unsqueeze(1) == place_group.unsqueeze(0)
 
     def match_logits(self, post_embeds, candidates, location_embeds, post_token_states=None,
                      post_attention_mask=None, location_token_states=None, location_token_mask=None):

@@ -1,0 +1,255 @@
+"""ContrastGeoModel with tiny configs: every location mode, encoder, fusion strategy and objective."""
+
+import pytest
+import torch
+
+from modeling_contrastgeo import ContrastGeoConfig, ContrastGeoModel
+from modeling_contrastgeo.configuration_contrastgeo import LOCATION_ENCODER_KINDS
+from tests.tiny_models import SWISS_PLACES, make_tiny_encoder
+
+POSTS = ["Grüezi mitenand, hüt gö mer id Badi", "Basler Fasnacht isch s Beschte", "Bärn isch schön", "Lozärn!"]
+LABELS = torch.tensor([0, 2, 1, 3])
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory, minilm_path):
+    return str(make_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"), minilm_path))
+
+
+def build(tiny_encoder, **config_kwargs):
+    defaults = dict(projection_dim=16, location_hidden_size=32, num_hard_negatives=2, location_num_scales=4)
+    torch.manual_seed(0)
+    return ContrastGeoModel.from_text_encoder(tiny_encoder, places=SWISS_PLACES, **{**defaults, **config_kwargs})
+
+
+def train_step_inputs(model, posts=POSTS, places=SWISS_PLACES):
+    return {**model.tokenize_posts(posts), **model.tokenize_places(places)}
+
+
+def grads_of(model, prefix):
+    return [p.grad for name, p in model.named_parameters() if name.startswith(prefix) and p.requires_grad]
+
+
+def has_gradient(grads):
+    return any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("location_mode", ["prompt", "coordinates", "hybrid"])
+@pytest.mark.parametrize("tlm_fusion", ["sum", "concat", "cross_attention"])
+def test_contrastgeo_objective_every_mode_and_fusion(tiny_encoder, location_mode, tlm_fusion):
+    model = build(tiny_encoder, location_mode=location_mode, tlm_fusion=tlm_fusion,
+                  prompt_templates=["A post from {name}.", "{name}"])
+    output = model(**train_step_inputs(model), labels=LABELS)
+    assert output.logits_per_post.shape == (4, 4)
+    assert output.post_embeds.shape == (4, 16) and output.location_embeds.shape == (4, 16)
+    assert output.match_logits.shape == (4, 3, 2)
+    assert torch.isfinite(output.loss) and torch.isfinite(output.loss_tlc) and torch.isfinite(output.loss_tlm)
+    torch.testing.assert_close(output.loss, output.loss_tlc + output.loss_tlm)
+    output.loss.backward()
+    assert has_gradient(grads_of(model, "text_model."))
+    assert has_gradient(grads_of(model, "text_projection."))
+    assert has_gradient(grads_of(model, "matching_head."))
+    assert model.logit_scale.grad is not None
+    if location_mode != "prompt":
+        assert has_gradient(grads_of(model, "location_encoder."))
+    else:
+        assert model.location_encoder is None
+
+
+@pytest.mark.parametrize("fusion_encoder", ["mlp", "adapter", "transformer"])
+@pytest.mark.parametrize("tlm_fusion", ["sum", "cross_attention"])
+def test_fusion_encoders(tiny_encoder, fusion_encoder, tlm_fusion):
+    model = build(tiny_encoder, tlm_fusion=tlm_fusion, fusion_encoder=fusion_encoder)
+    output = model(**train_step_inputs(model), labels=LABELS)
+    output.loss_tlm.backward()
+    assert has_gradient(grads_of(model, "matching_head."))
+    assert has_gradient(grads_of(model, "text_model."))
+
+
+def test_cross_attention_output_depends_on_the_post(tiny_encoder):
+    """The degenerate single key/value design would give the same match logits for every post."""
+    model = build(tiny_encoder, tlm_fusion="cross_attention").eval()
+    posts = model.tokenize_posts(["Grüezi mitenand", "Basler Fasnacht isch s Beschte"])
+    places = model.tokenize_places(SWISS_PLACES)
+    with torch.no_grad():
+        pooled, tokens = model._encode_tokens(model.text_model, posts["input_ids"], posts["attention_mask"])
+        post_embeds = torch.nn.functional.normalize(model.text_projection(pooled), dim=-1)
+        location_embeds, location_tokens, location_mask = model._location_features(**places, return_tokens=True)
+        same_place = torch.zeros(2, 1, dtype=torch.long)
+        logits = model.match_logits(post_embeds, same_place, location_embeds, tokens, posts["attention_mask"],
+                                    location_tokens, location_mask)
+    assert not torch.allclose(logits[0], logits[1])
+
+
+@pytest.mark.parametrize("kind", LOCATION_ENCODER_KINDS)
+def test_every_location_encoder_kind(tiny_encoder, kind):
+    model = build(tiny_encoder, location_mode="coordinates", location_encoder_kind=kind)
+    output = model(**train_step_inputs(model), labels=LABELS)
+    output.loss.backward()
+    assert torch.isfinite(output.loss)
+    assert has_gradient(grads_of(model, "location_encoder."))
+
+
+def test_hybrid_gate(tiny_encoder):
+    model = build(tiny_encoder, location_mode="hybrid", hybrid_combination="gate")
+    model(**train_step_inputs(model), labels=LABELS).loss.backward()
+    assert has_gradient(grads_of(model, "location_gate."))
+
+
+def test_separate_prompt_encoder_gets_gradients(tiny_encoder):
+    model = build(tiny_encoder, share_text_encoder=False)
+    model(**train_step_inputs(model), labels=LABELS).loss.backward()
+    assert has_gradient(grads_of(model, "location_text_model."))
+    torch.testing.assert_close(model.location_text_model.embeddings.word_embeddings.weight,
+                               model.text_model.embeddings.word_embeddings.weight)
+
+
+def test_hard_negatives_in_forward_never_positive(tiny_encoder):
+    # Places 0 and 4 are the same place under two entries: 4 must never be a negative for a post from 0.
+    places = SWISS_PLACES + [dict(SWISS_PLACES[0])]
+    model = build(tiny_encoder, num_hard_negatives=4)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        output = model(**train_step_inputs(model, places=places), labels=LABELS)
+        for row, label in enumerate(LABELS.tolist()):
+            drawn = output.negative_indices[row][output.negative_valid[row]].tolist()
+            assert label not in drawn
+            if label == 0:
+                assert 4 not in drawn
+
+
+def test_classifier_mode(tiny_encoder):
+    model = build(tiny_encoder, location_mode="classifier")
+    output = model(**model.tokenize_posts(POSTS), labels=LABELS)
+    assert output.logits_per_post.shape == (4, len(SWISS_PLACES))
+    output.loss.backward()
+    assert has_gradient(grads_of(model, "classifier_head."))
+    with pytest.raises(ValueError, match="only its trained places"):
+        model.geolocate(POSTS[:1], places=SWISS_PLACES[:2])
+
+
+def test_csp_objective_trains_location_side_only(tiny_encoder):
+    model = build(tiny_encoder, location_mode="coordinates", csp_num_random_locations=8)
+    latlon = torch.tensor([[p["latitude"], p["longitude"]] for p in SWISS_PLACES])
+    output = model(objective="csp", latlon=latlon, **model.tokenize_posts(POSTS))
+    for term in ("loss", "loss_in_batch", "loss_random_location", "loss_dropout_view"):
+        assert torch.isfinite(getattr(output, term)), term
+    output.loss.backward()
+    assert has_gradient(grads_of(model, "location_encoder."))
+    assert not has_gradient(grads_of(model, "text_model."))
+
+
+def test_csp_objective_with_precomputed_content_features(tiny_encoder):
+    model = build(tiny_encoder, location_mode="coordinates", csp_content_dim=12, csp_num_random_locations=8)
+    latlon = torch.tensor([[p["latitude"], p["longitude"]] for p in SWISS_PLACES])
+    output = model(objective="csp", latlon=latlon, content_embeds=torch.randn(4, 12))
+    output.loss.backward()
+    assert has_gradient(grads_of(model, "content_projection."))
+    model_without_projection = build(tiny_encoder, location_mode="coordinates")
+    with pytest.raises(ValueError, match="csp_content_dim=12"):
+        model_without_projection(objective="csp", latlon=latlon, content_embeds=torch.randn(4, 12))
+
+
+def test_location_prior_objective(tiny_encoder):
+    model = build(tiny_encoder, location_mode="coordinates", location_prior_num_classes=3)
+    latlon = torch.tensor([[47.4, 8.5], [46.9, 7.4], [-33.9, 151.2]])
+    output = model(objective="location-prior", latlon=latlon, labels=torch.tensor([0, 1, 2]))
+    assert output.logits.shape == (3, 3)
+    output.loss.backward()
+    assert has_gradient(grads_of(model, "location_prior_head."))
+    assert not has_gradient(grads_of(model, "text_model."))
+    combined = model.apply_location_prior(torch.full((3, 3), 1 / 3), latlon)
+    torch.testing.assert_close(combined.sum(-1), torch.ones(3))
+
+
+def test_objective_needs_coordinate_encoder(tiny_encoder):
+    model = build(tiny_encoder, location_mode="prompt")
+    with pytest.raises(ValueError, match="coordinate encoder"):
+        model(objective="csp", latlon=torch.zeros(2, 2), content_embeds=torch.zeros(2, 16))
+    with pytest.raises(ValueError, match="unknown objective"):
+        model(objective="nope")
+
+
+def test_gallery_cache_reused_and_invalidated_by_training(tiny_encoder):
+    model = build(tiny_encoder)
+    first = model.gallery_embeddings(SWISS_PLACES)
+    assert model.gallery_embeddings(SWISS_PLACES) is first
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(**train_step_inputs(model), labels=LABELS).loss.backward()
+    optimizer.step()
+    second = model.gallery_embeddings(SWISS_PLACES)
+    assert second is not first and not torch.allclose(first, second)
+
+
+def test_geolocate_records(tiny_encoder):
+    model = build(tiny_encoder)
+    results = model.geolocate(POSTS, top_k=3)
+    assert len(results) == len(POSTS)
+    for records in results:
+        assert [set(r) for r in records] == [{"name", "latitude", "longitude", "score"}] * 3
+        scores = [r["score"] for r in records]
+        assert scores == sorted(scores, reverse=True) and sum(scores) <= 1 + 1e-6
+    reranked = model.geolocate(POSTS, top_k=2, rerank=True, rerank_top_k=3)
+    assert all(len(r) == 2 for r in reranked)
+    assert model.geolocate(POSTS[0], top_k=10)[0][-1]["name"] in {p["name"] for p in SWISS_PLACES}
+
+
+def test_temperature_fit_is_stored(tiny_encoder):
+    model = build(tiny_encoder)
+    temperature = model.fit_probability_temperature(POSTS, LABELS.tolist())
+    assert temperature > 0 and model.config.probability_temperature == temperature
+
+
+@pytest.mark.parametrize(
+    "texts, message",
+    [(["ok", ""], "post 1 is empty"), (["   "], "post 0 is empty"), ([], "no posts"), ([3], "post 0 is not a string")],
+)
+def test_bad_posts(tiny_encoder, texts, message):
+    model = build(tiny_encoder)
+    with pytest.raises(ValueError, match=message):
+        model.geolocate(texts)
+
+
+@pytest.mark.parametrize(
+    "place, message",
+    [
+        ({"name": "X", "latitude": 123.0, "longitude": 0.0}, "latitude 123.0 is outside"),
+        ({"name": "X", "latitude": 0.0, "longitude": 181.0}, "longitude 181.0 is outside"),
+        ({"name": "X", "latitude": float("nan"), "longitude": 0.0}, "latitude is nan"),
+        ({"name": "X", "latitude": 0.0, "longitude": float("inf")}, "longitude is inf"),
+        ({"latitude": 0.0, "longitude": 0.0}, "place 1 is missing name"),
+        ({"name": " ", "latitude": 0.0, "longitude": 0.0}, "name is missing or empty"),
+        ({"name": "X", "latitude": "north", "longitude": 0.0}, "must be numbers"),
+    ],
+)
+def test_bad_places(tiny_encoder, place, message):
+    model = build(tiny_encoder)
+    with pytest.raises(ValueError, match=message):
+        model.geolocate(["Grüezi"], places=[SWISS_PLACES[0], place])
+
+
+def test_empty_gallery_and_bad_latlon_tensor(tiny_encoder):
+    model = build(tiny_encoder, location_mode="coordinates")
+    with pytest.raises(ValueError, match="gallery of places is empty"):
+        model.geolocate(["Grüezi"], places=[])
+    with pytest.raises(ValueError, match="latitude"):
+        model.get_location_features(place_latlon=torch.tensor([[95.0, 8.0]]))
+    with pytest.raises(ValueError, match="top_k"):
+        model.geolocate(["Grüezi"], top_k=0)
+
+
+def test_bad_config_values():
+    with pytest.raises(ValueError, match="location_mode"):
+        ContrastGeoConfig(location_mode="satellite")
+    with pytest.raises(ValueError, match="no {name} slot"):
+        ContrastGeoConfig(prompt_templates=["A post."])
+    with pytest.raises(ValueError, match="needs the label set"):
+        ContrastGeoConfig(location_mode="classifier")
+
+
+def test_model_without_saved_places_asks_for_a_gallery(tiny_encoder):
+    torch.manual_seed(0)
+    model = ContrastGeoModel.from_text_encoder(tiny_encoder, projection_dim=16)
+    with pytest.raises(ValueError, match="no saved places"):
+        model.geolocate(["Grüezi"])
+    assert model.geolocate(["Grüezi"], places=SWISS_PLACES, top_k=1)[0][0]["name"]

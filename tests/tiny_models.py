@@ -1,0 +1,30 @@
+"""Tiny text encoders for fast tests: a 2-layer, 32-wide BERT with the real MiniLM tokenizer."""
+
+from pathlib import Path
+
+TINY_BERT = dict(
+    model_type="bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+    max_position_embeddings=128,
+)
+
+SWISS_PLACES = [
+    {"name": "Zürich, Switzerland", "latitude": 47.36667, "longitude": 8.55},
+    {"name": "Bern, Switzerland", "latitude": 46.94809, "longitude": 7.44744},
+    {"name": "Basel, Switzerland", "latitude": 47.55839, "longitude": 7.57327},
+    {"name": "Luzern, Switzerland", "latitude": 47.05048, "longitude": 8.30635},
+]
+
+
+def make_tiny_encoder(folder: Path, tokenizer_source: str) -> Path:
+    """Save a randomly initialised tiny BERT (fixed seed) and a real tokenizer into `folder`."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    folder = Path(folder)
+    if (folder / "config.json").exists():
+        return folder
+    torch.manual_seed(0)
+    config = BertConfig(**{k: v for k, v in TINY_BERT.items() if k != "model_type"})
+    BertModel(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(folder)
+    return folder
