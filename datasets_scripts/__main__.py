@@ -1,0 +1,75 @@
+"""Command line of the task builders.
+
+    python -m datasets_scripts list
+    python -m datasets_scripts build --task vardial-ch --raw-dir ../shared/data --output-dir data_cache/vardial-ch
+    python -m datasets_scripts stats --task vardial-ch            # or: stats --data-dir data_cache/vardial-ch
+
+`--raw-dir` defaults to $CONTRASTGEO_RAW_DIR, else ../shared/data beside the repository; `build --output-dir`
+defaults to the task cache (~/.cache/contrastgeo/tasks/<task>, or $CONTRASTGEO_CACHE_DIR/<task>), where
+`load_task` looks first.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import TASK_BUILDERS, build_and_write_task, default_cache_dir, default_raw_dir, load_task
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m datasets_scripts", description="Build the ContrastGeo benchmark tasks."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="list the tasks that can be built")
+    build = commands.add_parser("build", help="build a task from raw data and write Parquet + a dataset card")
+    build.add_argument("--task", required=True, choices=sorted(TASK_BUILDERS))
+    build.add_argument(
+        "--raw-dir", type=Path, default=None,
+        help="raw data folder (default: $CONTRASTGEO_RAW_DIR, else ../shared/data beside the repository)",
+    )
+    build.add_argument("--output-dir", type=Path, default=None, help="folder to write (default: the task cache)")
+    stats = commands.add_parser("stats", help="print a task's statistics table")
+    stats.add_argument("--task", choices=sorted(TASK_BUILDERS), default=None)
+    stats.add_argument("--data-dir", type=Path, default=None, help="a folder written by `build` (instead of --task)")
+    stats.add_argument("--raw-dir", type=Path, default=None)
+    return parser
+
+
+def main(argv=None):
+    """Entry point; returns the exit status (1 with a one-line message for bad input or data)."""
+    arguments = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(arguments)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _run(arguments):
+    from .common import render_statistics_table, task_statistics
+
+    if arguments.command == "list":
+        for name, (module_name, kwargs) in TASK_BUILDERS.items():
+            options = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+            print(f"{name}\tdatasets_scripts.{module_name}.build({options})")
+        return 0
+    if arguments.command == "build":
+        raw_dir = arguments.raw_dir or default_raw_dir()
+        output_dir = arguments.output_dir or default_cache_dir() / arguments.task
+        dataset_dict, written = build_and_write_task(arguments.task, output_dir, raw_dir)
+        print(f"{arguments.task}: written to {written}")
+        print(render_statistics_table(task_statistics(dataset_dict)))
+        return 0
+    if (arguments.task is None) == (arguments.data_dir is None):
+        print("stats: give exactly one of --task or --data-dir", file=sys.stderr)
+        return 2
+    dataset_dict = load_task(arguments.task, data_dir=arguments.data_dir, raw_dir=arguments.raw_dir)
+    print(render_statistics_table(task_statistics(dataset_dict)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
