@@ -15,6 +15,7 @@ from .modeling_contrastgeo import (
     CSPOutput,
     LocationPriorOutput,
 )
+from .pipeline_geolocation import GeolocationPipeline
 
 AutoConfig.register(ContrastGeoConfig.model_type, ContrastGeoConfig, exist_ok=True)
 AutoModel.register(ContrastGeoConfig, ContrastGeoModel, exist_ok=True)
@@ -25,5 +26,6 @@ __all__ = [
     "ContrastGeoOutput",
     "ContrastGeoPreTrainedModel",
     "CSPOutput",
+    "GeolocationPipeline",
     "LocationPriorOutput",
 ]

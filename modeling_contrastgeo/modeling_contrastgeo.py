@@ -22,6 +22,7 @@ from .fusion import build_matching_head
 from .inference import GeolocationMixin
 from .location_encoding import LocationEncoder, validate_latlon
 from .losses import csp_loss, presence_absence_loss, sample_hard_negatives, sample_uniform_sphere, tlc_loss, tlm_loss
+from .pipeline_geolocation import geolocation_custom_pipelines
 from .places import normalize_places
 
 OBJECTIVES = ("contrastgeo", "csp", "location-prior")
@@ -198,6 +199,8 @@ class ContrastGeoModel(GeolocationMixin, ContrastGeoPreTrainedModel):
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save weights (safetensors), config (with the label set), remote code and the tokenizer."""
         kwargs.setdefault("safe_serialization", True)
+        # config.json names the pipeline class, whose file travels with the modeling code (a relative import above).
+        self.config.custom_pipelines = geolocation_custom_pipelines()
         super().save_pretrained(save_directory, *args, **kwargs)
         if self._tokenizer is not None or self.config.name_or_path or self.config.text_encoder_name_or_path:
             self.tokenizer.save_pretrained(save_directory)
