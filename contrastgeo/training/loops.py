@@ -1,0 +1,266 @@
+"""`training_function(config, args)`: the Accelerate training loop of every objective.
+
+The shape of Accelerate's `complete_nlp_example.py`: one `accelerator.prepare`, gradient accumulation, mixed
+precision, `save_state` / `load_state` checkpoints, `gather_for_metrics` evaluation, tqdm on the main process and
+optional TensorBoard tracking.
+
+Resuming: a checkpoint holds the model, optimizer, scheduler, every process's RNG states and the loop position
+(`TrainingProgress`). Batches and candidate places depend only on (seed, epoch) and (seed, step), so a resumed run
+skips the consumed batches of its epoch (`skip_first_batches`) and ends with the metrics of an uninterrupted run.
+
+Outputs in `--output-dir`: the model (safetensors, config with the label set, remote code, tokenizer),
+`eval_results.json`, `train_results.json`, `training_config.json`, `log_history.jsonl`, `eval_history.jsonl` (with
+`--eval-steps`), `checkpoints/step_N/`, `runs/contrastgeo/` (TensorBoard, `--with-tracking`) and
+`text_encoder_lora/` (`--save-lora-adapter`).
+"""
+
+import json
+import time
+from pathlib import Path
+
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from tqdm.auto import tqdm
+
+from .run import build_run
+
+logger = get_logger(__name__)
+
+
+class TrainingProgress:
+    """Where the loop is: optimizer steps done, current epoch, batches of that epoch consumed, micro-batches in all.
+    Registered with `accelerator.register_for_checkpointing`, so checkpoints carry it."""
+
+    def __init__(self):
+        self.completed_steps = 0
+        self.epoch = 0
+        self.batches_in_epoch = 0
+        self.micro_batches = 0
+
+    def state_dict(self):
+        return dict(vars(self))
+
+    def load_state_dict(self, state):
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+def _write_json(path, content):
+    Path(path).write_text(json.dumps(content, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def _append_jsonl(path, record):
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, default=str) + "\n")
+
+
+def resolve_checkpoint(value, output_dir) -> Path:
+    """A checkpoint folder, or with 'latest' the `checkpoints/step_N` of `output_dir` with the largest N."""
+    if value == "latest":
+        folders = [path for path in (Path(output_dir) / "checkpoints").glob("step_*") if path.name[5:].isdigit()]
+        if not folders:
+            raise ValueError(f"--resume-from-checkpoint latest: no checkpoints/step_N in {output_dir}")
+        return max(folders, key=lambda path: int(path.name[5:]))
+    path = Path(value)
+    if not path.is_dir():
+        raise ValueError(f"--resume-from-checkpoint {value}: no such folder")
+    return path
+
+
+def _flat_for_tracker(config):
+    return {key: value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+            for key, value in config.items() if value is not None}
+
+
+class _StepLogs:
+    """Running sums of the step's logged values between two logging steps."""
+
+    def __init__(self):
+        self.sums, self.count = {}, 0
+
+    def add(self, logs):
+        for name, value in logs.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.count += 1
+
+    def reduce(self, accelerator):
+        means = {name: float(accelerator.reduce(total / self.count, "mean")) for name, total in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+def optimization_step(accelerator, run, model, optimizer, lr_scheduler, batch, micro_batch: int, trainable,
+                      max_grad_norm: float) -> dict:
+    """One micro-batch: the objective's loss, backward, and (at accumulation boundaries) clipping and the update.
+    Returns the step's detached log values."""
+    with accelerator.accumulate(model):
+        loss, logs = run.step(model, batch, micro_batch)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and max_grad_norm:
+            accelerator.clip_grad_norm_(trainable, max_grad_norm)
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad()
+    return logs
+
+
+def training_function(config: dict, args) -> dict:
+    """Train, evaluate and save one run. `config`: hyper-parameters (`config.hyperparameters(args)`); `args`: data
+    sources, output and run settings. Returns the final evaluation results ({} without evaluation data)."""
+    accelerator = Accelerator(
+        cpu=args.cpu, mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=config["gradient_accumulation_steps"],
+        log_with="tensorboard" if args.with_tracking else None,
+        project_config=ProjectConfiguration(project_dir=args.output_dir,
+                                            logging_dir=str(Path(args.output_dir) / "runs")),
+    )
+    output_dir = Path(args.output_dir)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(config["seed"])
+    run = build_run(config, args, accelerator)
+
+    prepared = accelerator.prepare(run.model, run.optimizer, run.train_dataloader, run.lr_scheduler,
+                                   *([run.eval_dataloader] if run.eval_dataloader is not None else []))
+    model, optimizer, train_dataloader, lr_scheduler = prepared[:4]
+    eval_dataloader = prepared[4] if run.eval_dataloader is not None else None
+    progress = TrainingProgress()
+    accelerator.register_for_checkpointing(progress)
+    log_path, eval_history_path = output_dir / "log_history.jsonl", output_dir / "eval_history.jsonl"
+    if args.resume_from_checkpoint:
+        checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir)
+        logger.info("resuming from %s", checkpoint)
+        accelerator.load_state(str(checkpoint))
+    elif accelerator.is_main_process:
+        # A fresh run starts fresh logs; a resumed one appends to those of its earlier sessions.
+        for path in (log_path, eval_history_path):
+            path.unlink(missing_ok=True)
+    if args.with_tracking:
+        accelerator.init_trackers("contrastgeo", _flat_for_tracker(config))
+
+    total_steps = run.total_steps
+    logger.info("%s: %d optimizer steps (%d epochs of %d), %d processes x batch %d x accumulation %d; data: %s",
+                config["objective"], total_steps, run.num_epochs, run.steps_per_epoch, accelerator.num_processes,
+                config["batch_size"], config["gradient_accumulation_steps"], run.data_description)
+
+    def save_checkpoint():
+        accelerator.save_state(str(output_dir / "checkpoints" / f"step_{progress.completed_steps}"))
+
+    def evaluate():
+        model.eval()
+        try:
+            return run.evaluate(accelerator, model, eval_dataloader)
+        finally:
+            model.train()
+
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    step_logs, session_logs = _StepLogs(), _StepLogs()
+    stop_at = total_steps
+    if args.stop_after_steps is not None:
+        stop_at = min(total_steps, progress.completed_steps + args.stop_after_steps)
+    progress_bar = tqdm(total=total_steps, initial=progress.completed_steps, desc=config["objective"],
+                        disable=not accelerator.is_local_main_process)
+    session_start, session_steps = time.perf_counter(), 0
+    model.train()
+    while progress.completed_steps < stop_at:
+        train_dataloader.set_epoch(progress.epoch)
+        batches = train_dataloader
+        if progress.batches_in_epoch:
+            batches = accelerator.skip_first_batches(train_dataloader, progress.batches_in_epoch)
+        epoch_finished = True
+        for batch in batches:
+            logs = optimization_step(accelerator, run, model, optimizer, lr_scheduler, batch, progress.micro_batches,
+                                     trainable, config["max_grad_norm"])
+            progress.batches_in_epoch += 1
+            progress.micro_batches += 1
+            step_logs.add(logs)
+            session_logs.add({"loss": logs["loss"]})
+            if not accelerator.sync_gradients:
+                continue
+            progress.completed_steps += 1
+            session_steps += 1
+            progress_bar.update(1)
+            step = progress.completed_steps
+            if step % args.logging_steps == 0 or step == stop_at:
+                record = {"step": step, "epoch": progress.epoch, **step_logs.reduce(accelerator)}
+                record.update({f"lr_{group['name']}": group["lr"] for group in optimizer.param_groups})
+                progress_bar.set_postfix(loss=f"{record['loss']:.4f}")
+                if accelerator.is_main_process:
+                    _append_jsonl(log_path, record)
+                if args.with_tracking:
+                    accelerator.log(record, step=step)
+                if "loss_tlm" in record:
+                    run.tlm_monitor.update(step, record["loss_tlm"], record["tlm_constant_entropy"])
+            if args.eval_steps and step % args.eval_steps == 0 and step < total_steps and eval_dataloader is not None:
+                results = evaluate()
+                logger.info("step %d: %s", step, results)
+                if accelerator.is_main_process:
+                    _append_jsonl(eval_history_path, {"step": step, **results})
+                if args.with_tracking:
+                    accelerator.log({f"eval/{key}": value for key, value in results.items()}, step=step)
+            if isinstance(args.checkpointing_steps, int) and step % args.checkpointing_steps == 0:
+                save_checkpoint()
+            if step >= stop_at:
+                epoch_finished = False
+                break
+        if epoch_finished:
+            progress.epoch += 1
+            progress.batches_in_epoch = 0
+            if args.checkpointing_steps == "epoch":
+                save_checkpoint()
+    progress_bar.close()
+    session_runtime = time.perf_counter() - session_start
+
+    if progress.completed_steps < total_steps:
+        if not (output_dir / "checkpoints" / f"step_{progress.completed_steps}").is_dir():
+            save_checkpoint()
+        logger.info("stopped after step %d of %d (--stop-after-steps); resume with --resume-from-checkpoint latest",
+                    progress.completed_steps, total_steps)
+        accelerator.end_training()
+        return {}
+
+    return _finish(accelerator, model, eval_dataloader, run, config, args, progress, session_logs,
+                   session_steps, session_runtime, evaluate)
+
+
+def _finish(accelerator, model, eval_dataloader, run, config, args, progress, session_logs, session_steps,
+            session_runtime, evaluate):
+    """Merge LoRA, evaluate the model that is saved, save it with its results."""
+    output_dir = Path(args.output_dir)
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    if config["lora"]:
+        from .lora import merge_lora, save_lora_adapters
+
+        if args.save_lora_adapter and accelerator.is_main_process:
+            for folder in save_lora_adapters(unwrapped, output_dir):
+                logger.info("saved the LoRA adapter in %s", folder)
+        merge_lora(unwrapped)
+    results = evaluate() if eval_dataloader is not None else {}
+    if results:
+        logger.info("evaluation: %s", results)
+    session_loss = session_logs.reduce(accelerator).get("loss") if session_logs.count else None
+    if accelerator.is_main_process:
+        unwrapped.save_pretrained(output_dir)
+        if results:
+            _write_json(output_dir / "eval_results.json", results)
+        samples = session_steps * config["batch_size"] * config["gradient_accumulation_steps"] * accelerator.num_processes
+        _write_json(output_dir / "train_results.json", {
+            "train_loss": session_loss, "train_steps": progress.completed_steps, "session_steps": session_steps,
+            "epochs": progress.completed_steps / run.steps_per_epoch, "train_runtime_s": session_runtime,
+            "train_samples_per_second": samples / session_runtime if session_runtime > 0 else None,
+            "train_steps_per_second": session_steps / session_runtime if session_runtime > 0 else None,
+            "num_processes": accelerator.num_processes,
+        })
+        _write_json(output_dir / "training_config.json", {
+            "hyperparameters": config, "data": run.data_description,
+            "run": {key: value for key, value in vars(args).items() if key not in config},
+        })
+        logger.info("saved the model and its results in %s", output_dir)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return results
+
+
+__all__ = ["TrainingProgress", "optimization_step", "resolve_checkpoint", "training_function"]

@@ -1,0 +1,133 @@
+"""Building the model of a run: which parts train, their learning rates, and initialisation from a CSP model."""
+
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from modeling_contrastgeo import ContrastGeoConfig, ContrastGeoModel
+
+from .config import resolve_text_encoder
+from .lora import TEXT_ENCODER_ATTRIBUTES
+
+# Fields that fix the shapes and meaning of a coordinate encoder's weights.
+COORDINATE_ENCODER_FIELDS = ("location_encoder_kind", "location_num_scales", "location_min_radius",
+                             "location_max_radius", "location_hidden_size", "location_num_hidden_layers")
+
+
+def build_model(config: dict, places=None, class_names=None) -> ContrastGeoModel:
+    """A ContrastGeo model around the run's text encoder, with the label set (`places`) or the location-prior
+    classes (`class_names`), initialised from `config["init_location_encoder"]` when given."""
+    model_kwargs = dict(config["model_config"])
+    if class_names is not None:
+        model_kwargs["location_prior_num_classes"] = len(class_names)
+        model_kwargs["location_prior_class_names"] = list(class_names)
+    model = ContrastGeoModel.from_text_encoder(resolve_text_encoder(config["model_name_or_path"]), places=places,
+                                               **model_kwargs)
+    if places:
+        model.set_places(places)
+    if config["init_location_encoder"]:
+        copy_location_encoder(model, config["init_location_encoder"])
+    return model
+
+
+def copy_location_encoder(model: ContrastGeoModel, source_dir) -> None:
+    """Load the `location_encoder.*` weights of a saved model (e.g. a CSP run) into `model`.
+
+    Raises ValueError when `model` has no coordinate encoder, when the saved model's coordinate-encoder config or
+    embedding size differs (naming each field), or when the folder holds no such weights.
+    """
+    source_dir = Path(source_dir)
+    if model.location_encoder is None:
+        raise ValueError(f"--init-location-encoder needs a coordinate encoder: location_mode 'coordinates' or "
+                         f"'hybrid' (this model has location_mode={model.config.location_mode!r})")
+    if not source_dir.is_dir():
+        raise ValueError(f"--init-location-encoder {source_dir}: no such folder")
+    if not (source_dir / "config.json").is_file():
+        raise ValueError(f"--init-location-encoder {source_dir}: no config.json (expected a saved ContrastGeo model)")
+    source_config = ContrastGeoConfig.from_pretrained(source_dir)
+    mismatches = [
+        f"{name}: saved {getattr(source_config, name)!r}, this run {getattr(model.config, name)!r}"
+        for name in COORDINATE_ENCODER_FIELDS if getattr(source_config, name) != getattr(model.config, name)
+    ]
+    if source_config.embed_dim != model.config.embed_dim:
+        mismatches.append(f"embedding size (projection_dim or encoder hidden size): saved {source_config.embed_dim}, "
+                          f"this run {model.config.embed_dim}")
+    if mismatches:
+        raise ValueError(f"--init-location-encoder {source_dir}: its coordinate encoder does not match this run's; "
+                         "set the same values (e.g. --model-config KEY=VALUE): " + "; ".join(mismatches))
+    prefix = "location_encoder."
+    state = {}
+    for path in sorted(source_dir.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as handle:
+            for key in handle.keys():
+                if key.startswith(prefix):
+                    state[key[len(prefix):]] = handle.get_tensor(key)
+    if not state:
+        raise ValueError(f"--init-location-encoder {source_dir}: no location_encoder.* weights in its .safetensors")
+    try:
+        model.location_encoder.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"--init-location-encoder {source_dir}: weights do not fit: {error}") from None
+
+
+def trainable_parts(model: ContrastGeoModel, objective: str) -> list[str]:
+    """Names of the model attributes an objective trains. Everything else is frozen: besides saving optimizer
+    memory, DistributedDataParallel requires every trainable parameter to receive a gradient."""
+    config = model.config
+    if objective == "csp":
+        parts = ["location_encoder", "content_projection"]
+    elif objective == "location-prior":
+        parts = ["location_encoder", "location_prior_head"]
+    elif objective == "classifier":
+        parts = ["text_model", "text_projection", "classifier_head"]
+    else:
+        parts = ["text_model", "text_projection", "location_text_model", "location_gate"]
+        if config.uses_coordinates:
+            parts.append("location_encoder")
+        if config.learnable_logit_scale:
+            parts.append("logit_scale")
+        if config.tlm_weight > 0 and config.num_hard_negatives > 0:
+            parts.append("matching_head")
+    return [part for part in parts if getattr(model, part, None) is not None]
+
+
+def set_trainable(model: ContrastGeoModel, parts) -> None:
+    """requires_grad on the parameters of `parts`, off everywhere else."""
+    model.requires_grad_(False)
+    for part in parts:
+        getattr(model, part).requires_grad_(True)
+
+
+def optimizer_parameter_groups(model: ContrastGeoModel, config: dict) -> list[dict]:
+    """AdamW groups: text encoder(s) at the encoder (or LoRA) learning rate, the rest at the head learning rate;
+    no weight decay on biases, norms and the logit scale (parameters with fewer than 2 dimensions)."""
+    encoder_rate = config["lora_learning_rate"] if config["lora"] else config["learning_rate"]
+    encoder_prefixes = tuple(f"{name}." for name in TEXT_ENCODER_ATTRIBUTES)
+    groups = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        part = "encoder" if name.startswith(encoder_prefixes) else "head"
+        decay = parameter.ndim >= 2
+        key = (part, decay)
+        if key not in groups:
+            groups[key] = {
+                "params": [], "name": f"{part}{'' if decay else '_no_decay'}",
+                "lr": encoder_rate if part == "encoder" else config["head_learning_rate"],
+                "weight_decay": config["weight_decay"] if decay else 0.0,
+            }
+        groups[key]["params"].append(parameter)
+    if not groups:
+        raise ValueError("nothing to train: every parameter is frozen")
+    return [groups[key] for key in sorted(groups)]
+
+
+@torch.no_grad()
+def encode_texts(accelerator, model: ContrastGeoModel, texts, batch_size: int) -> torch.Tensor:
+    """(N, D) frozen content embeddings of `texts` (L2-normalised post embeddings), each process encoding a share."""
+    model.to(accelerator.device)
+    indices = list(range(len(texts)))
+    with accelerator.split_between_processes(indices, apply_padding=True) as shard:
+        local = model.encode_posts([texts[i] for i in shard], batch_size=batch_size).clone()
+    return accelerator.gather(local)[: len(texts)].cpu()

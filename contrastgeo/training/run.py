@@ -1,0 +1,151 @@
+"""Everything a run needs before `accelerator.prepare`: data, model, optimizer, schedule, step and evaluation."""
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .batches import PostCollator, TensorRows, index_dataloader, train_dataloader
+from .config import GEOLOCATION_OBJECTIVES
+from .data import load_csp_data, load_geolocation_data, load_location_prior_data
+from .evaluation import evaluate_csp, evaluate_geolocation, evaluate_location_prior
+from .lora import apply_lora
+from .modeling import build_model, encode_texts, optimizer_parameter_groups, set_trainable, trainable_parts
+from .objectives import ClassifierStep, ContrastGeoStep, CSPStep, LocationPriorStep, TLMCollapseMonitor
+
+
+@dataclass
+class TrainingRun:
+    """The unprepared pieces of a run and its schedule (optimizer steps)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: object
+    train_dataloader: torch.utils.data.DataLoader
+    eval_dataloader: torch.utils.data.DataLoader | None
+    step: Callable
+    evaluate: Callable
+    total_steps: int
+    num_epochs: int
+    steps_per_epoch: int
+    data_description: dict
+    tlm_monitor: TLMCollapseMonitor
+
+
+def steps_per_epoch(num_rows: int, batch_size: int, num_processes: int, accumulation: int) -> int:
+    """Optimizer steps per epoch once Accelerate has sharded the batches over the processes."""
+    batches_per_process = math.ceil(math.ceil(num_rows / batch_size) / num_processes)
+    return math.ceil(batches_per_process / accumulation)
+
+
+def training_schedule(config: dict, num_rows: int, num_processes: int) -> tuple[int, int, int]:
+    """(total optimizer steps, epochs, steps per epoch): `num_train_epochs` epochs, raised to `min_train_steps`
+    (tiny few-shot support sets), or exactly `max_train_steps` when given."""
+    if num_rows == 0:
+        raise ValueError("no training rows")
+    per_epoch = steps_per_epoch(num_rows, config["batch_size"], num_processes, config["gradient_accumulation_steps"])
+    total = config["max_train_steps"] or max(config["min_train_steps"], config["num_train_epochs"] * per_epoch)
+    return total, math.ceil(total / per_epoch), per_epoch
+
+
+def warmup_schedule(optimizer, name: str, warmup_steps: int, total_steps: int):
+    """LambdaLR with linear warm-up then linear decay to 0, cosine decay, or a constant (transformers' schedules)."""
+
+    def factor(step):
+        if step < warmup_steps:
+            return step / max(1, warmup_steps)
+        if name == "constant_with_warmup":
+            return 1.0
+        remaining = max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+        if name == "linear":
+            return remaining
+        return 0.5 * (1.0 + math.cos(math.pi * (1.0 - remaining)))
+
+    if name not in ("linear", "cosine", "constant_with_warmup"):
+        raise ValueError(f"unknown lr_scheduler {name!r}")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _float_tensor(array):
+    return torch.as_tensor(array, dtype=torch.float32)
+
+
+def _geolocation_pieces(config, args, accelerator):
+    data = load_geolocation_data(args)
+    model = build_model(config, places=data.places)
+    train_rows = data.train
+    collate = PostCollator(model.tokenizer, model.config.max_post_length)
+    if config["objective"] == "classifier":
+        step = ClassifierStep()
+    else:
+        step = ContrastGeoStep(accelerator, model, data.places, config["max_candidates"], config["seed"])
+    evaluation = data.eval
+
+    def evaluate(accelerator, model, eval_dataloader):
+        return evaluate_geolocation(accelerator, model, eval_dataloader, evaluation, data.places,
+                                    config["eval_batch_size"])
+
+    num_eval = 0 if evaluation is None else len(evaluation["text"])
+    return model, train_rows, collate, step, evaluate, num_eval, data.description
+
+
+def _csp_pieces(config, args, accelerator):
+    data = load_csp_data(args)
+    model = build_model(config)
+    content = encode_texts(accelerator, model, data.train_texts, config["eval_batch_size"])
+    train_rows = TensorRows(latlon=_float_tensor(data.train_latlon), content_embeds=content)
+    num_eval, eval_latlon, eval_content = 0, None, None
+    if data.eval_texts is not None:
+        eval_latlon = _float_tensor(data.eval_latlon)
+        eval_content = encode_texts(accelerator, model, data.eval_texts, config["eval_batch_size"])
+        num_eval = len(data.eval_texts)
+
+    def evaluate(accelerator, model, eval_dataloader):
+        return evaluate_csp(accelerator, model, eval_dataloader, eval_latlon, eval_content)
+
+    return model, train_rows, None, CSPStep(), evaluate, num_eval, data.description
+
+
+def _location_prior_pieces(config, args, accelerator):
+    data = load_location_prior_data(args)
+    model = build_model(config, class_names=data.class_names)
+    train_rows = TensorRows(latlon=_float_tensor(data.train_latlon),
+                            labels=torch.as_tensor(data.train_labels, dtype=torch.long))
+    num_eval = 0 if data.eval_labels is None else len(data.eval_labels)
+    eval_latlon = None if data.eval_latlon is None else _float_tensor(data.eval_latlon)
+
+    def evaluate(accelerator, model, eval_dataloader):
+        return evaluate_location_prior(accelerator, model, eval_dataloader, eval_latlon, data.eval_labels)
+
+    return model, train_rows, None, LocationPriorStep(), evaluate, num_eval, data.description
+
+
+def build_run(config: dict, args, accelerator) -> TrainingRun:
+    """Load the data, build the model (trainable parts, LoRA), the DataLoaders, optimizer and LR schedule."""
+    objective = config["objective"]
+    if objective in GEOLOCATION_OBJECTIVES:
+        pieces = _geolocation_pieces(config, args, accelerator)
+    elif objective == "csp":
+        pieces = _csp_pieces(config, args, accelerator)
+    else:
+        pieces = _location_prior_pieces(config, args, accelerator)
+    model, train_rows, collate, step, evaluate, num_eval, description = pieces
+    set_trainable(model, trainable_parts(model, objective))
+    if config["lora"]:
+        apply_lora(model, config["lora_rank"], config["lora_alpha"], config["lora_dropout"],
+                   config["lora_target_modules"])
+    optimizer = torch.optim.AdamW(optimizer_parameter_groups(model, config))
+    num_processes = accelerator.num_processes
+    total_steps, num_epochs, per_epoch = training_schedule(config, len(train_rows), num_processes)
+    warmup_steps = math.ceil(config["warmup_ratio"] * total_steps)
+    # Accelerate steps a prepared scheduler once per process per optimizer step.
+    lr_scheduler = warmup_schedule(optimizer, config["lr_scheduler"], warmup_steps * num_processes,
+                                   total_steps * num_processes)
+    return TrainingRun(
+        model=model, optimizer=optimizer, lr_scheduler=lr_scheduler,
+        train_dataloader=train_dataloader(train_rows, config["batch_size"], config["seed"], collate),
+        eval_dataloader=index_dataloader(num_eval, config["eval_batch_size"]) if num_eval else None,
+        step=step, evaluate=evaluate, total_steps=total_steps, num_epochs=num_epochs, steps_per_epoch=per_epoch,
+        data_description=description, tlm_monitor=TLMCollapseMonitor(warmup_steps),
+    )

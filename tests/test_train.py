@@ -1,0 +1,392 @@
+"""train.py: every objective end to end on tiny data, LoRA save/load, resume equivalence, configs, building blocks.
+
+Runs use a tiny BERT (hidden 32, 2 layers) with the real MiniLM tokenizer, and CSV files cut from the vendored
+vardial-ch task (6 places x 6 pool posts, 6 x 4 query posts), so the whole module takes seconds of training.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from datasets_scripts import VENDORED_DIR, load_task
+from datasets_scripts.user_data import spherical_mean
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NUM_LABELS, POOL_PER_LABEL, QUERY_PER_LABEL = 6, 6, 4
+METRIC_KEYS = {"top1", "top5", "macro_acc", "acc@1km", "acc@25km", "acc@161km", "acc@200km", "acc@750km",
+               "acc@2500km", "mean_km", "median_km"}
+
+
+def make_tiny_encoder(folder, tokenizer_source, dropout=0.0):
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    BertModel(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(folder)
+    return folder
+
+
+def make_tiny_posts(folder):
+    """pool.csv / query.csv with the standard columns, 6 labels of the vendored vardial-ch task."""
+    task = load_task("vardial-ch", data_dir=VENDORED_DIR / "vardial-ch")
+    names = task["pool"].features["label"].names
+    paths = {}
+    for split, per_label in (("pool", POOL_PER_LABEL), ("query", QUERY_PER_LABEL)):
+        frame = task[split].to_pandas()
+        frame = frame[frame["label"] < NUM_LABELS].groupby("label").head(per_label).copy()
+        frame["label"] = [names[label] for label in frame["label"]]
+        paths[split] = folder / f"{split}.csv"
+        frame.to_csv(paths[split], index=False)
+    return paths
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy machine spinning threads cost seconds a step."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, minilm_path):
+    folder = tmp_path_factory.mktemp("tiny")
+    files = make_tiny_posts(folder)
+    files["encoder"] = make_tiny_encoder(folder / "encoder", minilm_path)
+    files["dropout_encoder"] = make_tiny_encoder(folder / "dropout_encoder", minilm_path, dropout=0.1)
+    rng = np.random.default_rng(0)
+    pool = pd.read_csv(files["pool"])
+    files["csp"] = folder / "csp.csv"
+    pd.DataFrame({"text": pool["text"], "latitude": rng.uniform(-60, 60, len(pool)),
+                  "longitude": rng.uniform(-170, 170, len(pool))}).to_csv(files["csp"], index=False)
+    prior = pd.DataFrame({"label": rng.choice(["fir", "oak", "pine"], 40), "latitude": rng.uniform(-60, 60, 40),
+                          "longitude": rng.uniform(-170, 170, 40)})
+    files["prior_train"], files["prior_eval"] = folder / "prior_train.csv", folder / "prior_eval.csv"
+    prior.iloc[:30].to_csv(files["prior_train"], index=False)
+    prior.iloc[30:].to_csv(files["prior_eval"], index=False)
+    return files
+
+
+def reset_accelerate_state():
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def train(argv):
+    """`train.py argv` in this process (a fresh Accelerate state per run)."""
+    from contrastgeo.training import main
+
+    reset_accelerate_state()
+    return main([str(arg) for arg in argv])
+
+
+def geolocation_argv(tiny, output_dir, *extra):
+    return ["--train-file", tiny["pool"], "--eval-file", tiny["query"], "--shots", 4, "--seed", 0,
+            "--output-dir", output_dir, "--model-name-or-path", tiny["encoder"], "--batch-size", 8,
+            "--max-train-steps", 4, "--logging-steps", 1, *extra]
+
+
+COORDINATE_CONFIG = ["--model-config", "location_num_scales=4", "location_hidden_size=16",
+                     "csp_num_random_locations=8"]
+
+
+def log_history(output_dir):
+    return [json.loads(line) for line in (output_dir / "log_history.jsonl").read_text().splitlines()]
+
+
+def load_saved(output_dir):
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(output_dir, trust_remote_code=True)
+
+
+def reevaluated_top1(model, query_path):
+    query = pd.read_csv(query_path)
+    names = [place["name"] for place in model.config.places]
+    probabilities, _ = model.predict_scores(query["text"].tolist())
+    predicted = probabilities.argmax(-1).numpy()
+    return float(np.mean(predicted == np.array([names.index(label) for label in query["label"]])))
+
+
+@pytest.fixture(scope="module")
+def contrastgeo_run(tiny, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("contrastgeo")
+    results = train(geolocation_argv(tiny, output_dir, "--max-candidates", 4))
+    return output_dir, results
+
+
+def test_contrastgeo_run_evaluates_and_saves_a_loadable_model(contrastgeo_run, tiny):
+    output_dir, results = contrastgeo_run
+    saved = json.loads((output_dir / "eval_results.json").read_text())
+    assert saved == results and METRIC_KEYS <= set(saved)
+    assert saved["num_examples"] == NUM_LABELS * QUERY_PER_LABEL
+    history = log_history(output_dir)
+    assert [record["step"] for record in history] == [1, 2, 3, 4]
+    assert all(math.isfinite(record["loss_tlc"]) and math.isfinite(record["loss_tlm"]) for record in history)
+    # Candidates: the batch's places plus random ones up to the bound (a batch of 8 may hold more than 4 places).
+    assert all(4 <= record["num_candidates"] <= NUM_LABELS for record in history)
+    description = json.loads((output_dir / "training_config.json").read_text())["data"]
+    assert description["num_train_posts"] == NUM_LABELS * 4 and description["num_pool_posts"] == 36
+
+    model = load_saved(output_dir)
+    pool = pd.read_csv(tiny["pool"])
+    expected_names = sorted(pool["label"].unique())
+    assert [place["name"] for place in model.config.places] == expected_names
+    for place in model.config.places:  # without a places file: the spherical mean of all the label's pool posts
+        rows = pool[pool["label"] == place["name"]]
+        assert (place["latitude"], place["longitude"]) == pytest.approx(
+            spherical_mean(rows["latitude"], rows["longitude"]))
+    predictions = model.geolocate(["Hüt gömmer go schwümme"], top_k=3)[0]
+    assert len(predictions) == 3 and {p["name"] for p in predictions} <= set(expected_names)
+    # eval_results.json describes the saved model.
+    assert reevaluated_top1(model, tiny["query"]) == pytest.approx(saved["top1"])
+
+
+def test_classifier_run(tiny, tmp_path):
+    results = train(geolocation_argv(tiny, tmp_path, "--objective", "classifier"))
+    assert METRIC_KEYS <= set(results)
+    model = load_saved(tmp_path)
+    assert model.config.location_mode == "classifier" and len(model.config.places) == NUM_LABELS
+    assert reevaluated_top1(model, tiny["query"]) == pytest.approx(results["top1"])
+    assert "loss_tlm" not in log_history(tmp_path)[0]
+
+
+def test_places_file_sets_names_and_coordinates(tiny, tmp_path):
+    labels = sorted(pd.read_csv(tiny["pool"])["label"].unique())
+    places = pd.DataFrame({"label": labels, "name": [f"Place {i}" for i in range(len(labels))],
+                           "latitude": np.linspace(45, 48, len(labels)), "longitude": np.linspace(6, 10, len(labels))})
+    places.to_csv(tmp_path / "places.csv", index=False)
+    output_dir = tmp_path / "run"
+    train(geolocation_argv(tiny, output_dir, "--places-file", tmp_path / "places.csv", "--max-train-steps", 1))
+    saved = load_saved(output_dir).config.places
+    assert [place["name"] for place in saved] == places["name"].tolist()
+    assert [place["latitude"] for place in saved] == pytest.approx(places["latitude"].tolist())
+
+
+def test_eval_labels_unknown_to_training_are_an_error(tiny, tmp_path):
+    query = pd.read_csv(tiny["query"])
+    query.loc[3, "label"] = "Atlantis"
+    query.to_csv(tmp_path / "query.csv", index=False)
+    argv = geolocation_argv(tiny, tmp_path / "run")
+    argv[argv.index(tiny["query"])] = tmp_path / "query.csv"
+    with pytest.raises(ValueError, match="Atlantis"):
+        train(argv)
+
+
+def test_csp_run_then_contrastgeo_initialised_from_it(tiny, tmp_path):
+    csp_dir = tmp_path / "csp"
+    results = train(["--objective", "csp", "--train-file", tiny["csp"], "--output-dir", csp_dir,
+                     "--model-name-or-path", tiny["encoder"], "--batch-size", 8, "--max-train-steps", 3,
+                     "--logging-steps", 1, "--eval-fraction", 0.25, *COORDINATE_CONFIG])
+    assert {"loss_in_batch", "loss_random_location", "retrieval_top1"} <= set(results)
+    assert results["num_examples"] == 9  # 25% of 36 rows held out
+    history = log_history(csp_dir)
+    assert all(math.isfinite(record["loss_dropout_view"]) for record in history)
+
+    from contrastgeo.training import parse_args
+    from contrastgeo.training.config import hyperparameters
+    from contrastgeo.training.modeling import build_model
+
+    def config_for(*extra):
+        return hyperparameters(parse_args(geolocation_argv(tiny, tmp_path / "x", "--init-location-encoder", csp_dir,
+                                                           *extra)))
+
+    places = [{"name": "A", "latitude": 1.0, "longitude": 2.0}, {"name": "B", "latitude": 3.0, "longitude": 4.0}]
+    model = build_model(config_for("--location-mode", "hybrid", *COORDINATE_CONFIG), places=places)
+    saved = load_file(str(csp_dir / "model.safetensors"))
+    for name, tensor in model.location_encoder.state_dict().items():
+        torch.testing.assert_close(tensor, saved[f"location_encoder.{name}"])
+    with pytest.raises(ValueError, match="location_num_scales: saved 4, this run 8"):
+        build_model(config_for("--location-mode", "hybrid", "--model-config", "location_num_scales=8",
+                               "location_hidden_size=16"), places=places)
+    with pytest.raises(ValueError, match="needs a coordinate encoder"):
+        build_model(config_for(), places=places)
+
+
+def test_location_prior_run(tiny, tmp_path):
+    results = train(["--objective", "location-prior", "--train-file", tiny["prior_train"], "--eval-file",
+                     tiny["prior_eval"], "--output-dir", tmp_path, "--model-name-or-path", tiny["encoder"],
+                     "--batch-size", 8, "--max-train-steps", 3, *COORDINATE_CONFIG])
+    assert results["num_examples"] == 10 and 0 <= results["top1"] <= results["top5"] == 1.0  # 3 classes
+    model = load_saved(tmp_path)
+    assert model.config.location_prior_class_names == ["fir", "oak", "pine"]
+    assert model.location_prior_logits(torch.tensor([[10.0, 20.0]])).shape == (1, 3)
+
+
+def test_lora_merged_model_loads_and_equals_base_plus_adapter(tiny, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModel
+
+    train(geolocation_argv(tiny, tmp_path, "--lora", "--save-lora-adapter", "--lora-rank", 4))
+    state = load_file(str(tmp_path / "model.safetensors"))
+    assert not [key for key in state if "lora" in key or "base_model" in key]
+    model = load_saved(tmp_path)
+    assert len(model.geolocate(["Grüezi"], top_k=2)[0]) == 2
+
+    base = AutoModel.from_pretrained(tiny["encoder"])
+    rebuilt = PeftModel.from_pretrained(base, tmp_path / "text_encoder_lora").merge_and_unload().state_dict()
+    base_state = AutoModel.from_pretrained(tiny["encoder"]).state_dict()
+    merged = model.text_model.state_dict()
+    for name, tensor in merged.items():
+        torch.testing.assert_close(tensor, rebuilt[name])
+        if ".query." in name or ".value." in name:
+            continue
+        # Only the adapted projections change: the rest of the encoder stays frozen under LoRA.
+        torch.testing.assert_close(tensor, base_state[name], rtol=0, atol=0)
+    changed = [name for name in merged if ".query.weight" in name and not torch.equal(merged[name], base_state[name])]
+    assert changed, "LoRA training left the query projections unchanged"
+
+
+def test_resumed_run_ends_like_an_uninterrupted_one(tiny, tmp_path):
+    # Dropout and multinomial hard negatives draw on the RNG, so the checkpoint's RNG states matter.
+    common = ["--model-name-or-path", tiny["dropout_encoder"], "--max-train-steps", 7, "--max-candidates", 4]
+    uninterrupted = train(geolocation_argv(tiny, tmp_path / "a", *common))
+    # 3 steps per epoch: the interruption falls inside the second epoch.
+    train(geolocation_argv(tiny, tmp_path / "b", *common, "--checkpointing-steps", 3, "--stop-after-steps", 4))
+    assert not (tmp_path / "b" / "eval_results.json").exists()
+    assert sorted(path.name for path in (tmp_path / "b" / "checkpoints").iterdir()) == ["step_3", "step_4"]
+    resumed = train(geolocation_argv(tiny, tmp_path / "b", *common, "--resume-from-checkpoint", "latest"))
+    assert resumed == uninterrupted
+    assert [r["loss"] for r in log_history(tmp_path / "a")] == [r["loss"] for r in log_history(tmp_path / "b")]
+    weights_a = load_file(str(tmp_path / "a" / "model.safetensors"))
+    weights_b = load_file(str(tmp_path / "b" / "model.safetensors"))
+    for name, tensor in weights_a.items():
+        torch.testing.assert_close(weights_b[name], tensor, rtol=0, atol=0)
+
+
+def test_bf16_gradient_accumulation_periodic_evaluation_and_tensorboard(tiny, tmp_path):
+    results = train(geolocation_argv(tiny, tmp_path, "--mixed-precision", "bf16", "--with-tracking",
+                                     "--gradient-accumulation-steps", 2, "--max-train-steps", 3, "--eval-steps", 2))
+    assert math.isfinite(results["mean_km"])
+    history = log_history(tmp_path)
+    assert [record["step"] for record in history] == [1, 2, 3] and history[-1]["epoch"] == 1  # 2 updates per epoch
+    evaluations = [json.loads(line) for line in (tmp_path / "eval_history.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in evaluations] == [2] and METRIC_KEYS <= set(evaluations[0])
+    assert list((tmp_path / "runs" / "contrastgeo").glob("events.out.tfevents.*"))
+
+
+# --------------------------------------------------------------------------- configuration
+def test_config_file_is_overridden_by_flags(tiny, tmp_path):
+    from contrastgeo.training import parse_args
+
+    (tmp_path / "run.yaml").write_text(
+        f"train-file: {tiny['pool']}\nshots: 2\nbatch_size: 4\nlearning_rate: 5e-5\nlora: true\n"
+        "model_config:\n  tlm_fusion: concat\n  num_hard_negatives: 3\n"
+    )
+    args = parse_args(["--config", tmp_path / "run.yaml", "--batch-size", "8", "--num-hard-negatives", "2",
+                       "--output-dir", tmp_path / "out"])
+    assert (args.shots, args.batch_size, args.learning_rate, args.lora) == (2, 8, 5e-5, True)
+    assert args.model_config["tlm_fusion"] == "concat" and args.model_config["num_hard_negatives"] == 2
+    assert args.model_config["fusion_encoder"] == "mlp"  # untouched defaults stay
+    (tmp_path / "run.json").write_text(json.dumps({"objective": "csp", "train_file": str(tiny["csp"])}))
+    args = parse_args(["--config", tmp_path / "run.json", "--output-dir", tmp_path / "out"])
+    assert args.task is None and args.batch_size == 256 and args.model_config["location_mode"] == "coordinates"
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in (REPO_ROOT / "configs").glob("*.yaml")))
+def test_shipped_configs_parse(name):
+    from contrastgeo.training import parse_args
+
+    args = parse_args(["--config", REPO_ROOT / "configs" / name])
+    assert args.output_dir.startswith("runs/") and (args.task or args.train_file)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("batch_sise: 4\n", "unknown key 'batch_sise'"),
+    ("batch_size: many\n", "--batch-size got 'many'"),
+    ("lora: yes please\n", "--lora must be true or false"),
+    ("location_mode: classifier\n", "use --objective classifier"),
+    ("model_config:\n  tlm_fusion: concat\n  places: []\n", "come from the data"),
+])
+def test_bad_config_values_are_named(tiny, tmp_path, content, message):
+    from contrastgeo.training import parse_args
+
+    (tmp_path / "run.yaml").write_text(f"train_file: {tiny['pool']}\n" + content)
+    with pytest.raises(ValueError, match=message):
+        parse_args(["--config", tmp_path / "run.yaml", "--output-dir", tmp_path / "out"])
+
+
+def test_schedule_has_an_epoch_count_and_a_step_floor():
+    from contrastgeo.training.run import training_schedule
+
+    config = {"batch_size": 8, "gradient_accumulation_steps": 1, "num_train_epochs": 2, "min_train_steps": 0,
+              "max_train_steps": None}
+    assert training_schedule(config, 24, 1) == (6, 2, 3)
+    assert training_schedule({**config, "min_train_steps": 10}, 24, 1) == (10, 4, 3)
+    assert training_schedule({**config, "max_train_steps": 5}, 24, 1) == (5, 2, 3)
+    assert training_schedule(config, 24, 2) == (4, 2, 2)  # 3 batches over 2 processes
+    assert training_schedule({**config, "gradient_accumulation_steps": 2}, 24, 1) == (4, 2, 2)
+
+
+# --------------------------------------------------------------------------- building blocks
+def test_candidate_sampler_keeps_the_global_positives_and_is_seeded():
+    from contrastgeo.training.batches import CandidateSampler
+
+    sampler = CandidateSampler(num_places=50, max_candidates=10, seed=3)
+    labels = torch.tensor([4, 9, 4, 31])
+    first = sampler(labels, step=0)
+    assert first.numel() == 10 and torch.equal(first, first.sort().values)
+    assert set(labels.tolist()) <= set(first.tolist())
+    assert torch.equal(first, sampler(labels, step=0))
+    assert not torch.equal(first, sampler(labels, step=1))
+    assert torch.equal(first[torch.searchsorted(first, labels)], labels)
+    assert torch.equal(CandidateSampler(8, 10, 3)(labels % 8, 0), torch.arange(8))
+    assert torch.equal(CandidateSampler(8, 0, 3)(labels % 8, 0), torch.arange(8))
+    many = torch.arange(12)
+    assert torch.equal(sampler(many, 0), many)  # more positives than the bound: all positives, nothing else
+
+
+@pytest.mark.parametrize("objective", ["contrastgeo", "classifier", "csp", "location-prior"])
+def test_every_trainable_parameter_gets_a_gradient(tiny, tmp_path, objective):
+    """DistributedDataParallel fails on trainable parameters without gradients: objectives freeze what they skip."""
+    from accelerate import Accelerator
+
+    from contrastgeo.training import parse_args
+    from contrastgeo.training.config import hyperparameters
+    from contrastgeo.training.modeling import build_model, set_trainable, trainable_parts
+    from contrastgeo.training.objectives import ClassifierStep, ContrastGeoStep, CSPStep, LocationPriorStep
+
+    argv = geolocation_argv(tiny, tmp_path, "--objective", objective, "--shots", 0)
+    if objective in ("csp", "location-prior"):
+        argv += COORDINATE_CONFIG
+    config = hyperparameters(parse_args(argv))
+    places = [{"name": f"P{i}", "latitude": float(i), "longitude": float(i)} for i in range(4)]
+    model = build_model(config, places=places, class_names=["a", "b", "c"] if objective == "location-prior" else None)
+    set_trainable(model, trainable_parts(model, objective))
+    encoded = model.tokenize_posts(["one post", "another post here", "third", "fourth one"])
+    batch = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+             "labels": torch.tensor([0, 1, 2, 1]), "latlon": torch.tensor([[1.0, 2.0], [3.0, 4.0]] * 2),
+             "content_embeds": torch.randn(4, model.config.embed_dim)}
+    reset_accelerate_state()
+    step = {"contrastgeo": lambda: ContrastGeoStep(Accelerator(cpu=True), model, places, 0, 0),
+            "classifier": ClassifierStep, "csp": CSPStep, "location-prior": LocationPriorStep}[objective]()
+    loss, _ = step(model, batch, 0)
+    loss.backward()
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert trainable
+    assert not [name for name, parameter in model.named_parameters()
+                if parameter.requires_grad and parameter.grad is None]
+    if objective in ("csp", "location-prior"):
+        assert not [name for name in trainable if name.startswith("text_model.")]
+
+
+def test_tlm_monitor_warns_only_when_the_loss_sits_at_the_constant_entropy(caplog):
+    from contrastgeo.training.objectives import TLMCollapseMonitor
+
+    collapsed, learning = TLMCollapseMonitor(warmup_steps=2, window=3), TLMCollapseMonitor(warmup_steps=2, window=3)
+    with caplog.at_level("WARNING"):
+        warned = [collapsed.update(step, 0.412, 0.410) for step in range(1, 7)]
+        assert not any(learning.update(step, 0.30, 0.410) for step in range(1, 7))
+    assert warned == [False, False, False, False, True, False]  # after warm-up and a full window, once
+    assert "constant predictor" in caplog.text

@@ -1,0 +1,92 @@
+"""`accelerate launch --multi_gpu --num_processes 2` on CPU (gloo) trains the contrastive objective like one process.
+
+Two processes with batch B each must see what one process sees with batch 2B: the same posts per step (the
+per-epoch shuffle depends only on the seed and the epoch), the same candidate places (drawn from the gathered
+labels with a generator seeded by (seed, step)), hence the same TLC loss. TLM's hard negatives are drawn by the
+model from the global torch RNG when `hard_negative_strategy="multinomial"`, which differs between processes, so
+this test uses `topk` (deterministic); the encoder has no dropout for the same reason. With equal shards the mean
+of the per-process losses is the one-process loss and DDP's gradient averaging gives the same update, so the
+losses of the following steps and the final weights match too.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.test_train import make_tiny_encoder, make_tiny_posts
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GLOBAL_BATCH = 8
+
+
+def _environment():
+    # One thread per process: two processes already fill two cores, and spinning threads on a busy machine cost
+    # seconds per step.
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "ACCELERATE_USE_CPU": "1",
+            "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+
+
+def _run(command, timeout=300):
+    """Run a command in its own process group; on timeout the whole group (launcher and workers) is killed."""
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=_environment(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate()
+        pytest.fail(f"{command[:2]} did not finish in {timeout} s:\n{stderr[-6000:]}")
+    assert process.returncode == 0, stderr[-6000:]
+
+
+def _free_port():
+    # The default port 29500 may be taken by another launch on the same machine, whose store would capture ours.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _log_history(output_dir):
+    return [json.loads(line) for line in (output_dir / "log_history.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_match_one_process_with_the_joint_batch(tmp_path, minilm_path):
+    if shutil.which("accelerate") is None:
+        pytest.skip("the accelerate launcher is not on PATH")
+    files = make_tiny_posts(tmp_path)
+    encoder = make_tiny_encoder(tmp_path / "encoder", minilm_path)
+    common = ["train.py", "--train-file", str(files["pool"]), "--eval-file", str(files["query"]), "--shots", "4",
+              "--seed", "0", "--model-name-or-path", str(encoder), "--max-train-steps", "3", "--logging-steps", "1",
+              "--max-candidates", "4", "--hard-negative-strategy", "topk", "--num-hard-negatives", "2", "--cpu"]
+    _run([sys.executable, *common, "--batch-size", str(GLOBAL_BATCH), "--output-dir", str(tmp_path / "one")])
+    _run(["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+          "--main_process_port", str(_free_port()),
+          "--mixed_precision", "no", "--dynamo_backend", "no", *common, "--batch-size", str(GLOBAL_BATCH // 2),
+          "--output-dir", str(tmp_path / "two")])
+
+    train_results = json.loads((tmp_path / "two" / "train_results.json").read_text())
+    assert train_results["num_processes"] == 2
+    one, two = _log_history(tmp_path / "one"), _log_history(tmp_path / "two")
+    assert [record["step"] for record in two] == [1, 2, 3]
+    for record_one, record_two in zip(one, two):
+        assert record_two["num_candidates"] == record_one["num_candidates"]
+        for key in ("loss", "loss_tlc", "loss_tlm"):
+            assert record_two[key] == pytest.approx(record_one[key], rel=1e-5), (record_one["step"], key)
+    weights_one = load_file(str(tmp_path / "one" / "model.safetensors"))
+    weights_two = load_file(str(tmp_path / "two" / "model.safetensors"))
+    for name, tensor in weights_one.items():
+        torch.testing.assert_close(weights_two[name], tensor, rtol=1e-4, atol=1e-5)
+    eval_one = json.loads((tmp_path / "one" / "eval_results.json").read_text())
+    eval_two = json.loads((tmp_path / "two" / "eval_results.json").read_text())
+    assert eval_two["num_examples"] == eval_one["num_examples"] == 24  # gather_for_metrics drops the padding
+    assert eval_two == pytest.approx(eval_one)
