@@ -65,6 +65,8 @@ class ContrastGeoConfig(PreTrainedConfig):
         location_prior_num_classes (`int`, *optional*): builds a class head on the coordinate encoder (CSP's
             location prior, trained with the presence/absence loss).
         location_prior_class_names (`list[str]`, *optional*): names of those classes.
+        location_prior_positive_weight (`float`, *optional*): weight of the observed presence in the
+            presence/absence loss; None uses the number of classes (Mac Aodha et al. 2019).
         places (`list[dict]`): the trained label set, each `{"name", "latitude", "longitude"}`; `geolocate` uses it
             when no gallery is given. Label `i` is `places[i]`.
         probability_temperature (`float`, defaults to 1.0): calibration temperature applied to the logits
@@ -114,6 +116,7 @@ class ContrastGeoConfig(PreTrainedConfig):
     csp_content_dim: int | None = None
     location_prior_num_classes: int | None = None
     location_prior_class_names: list[str] | None = None
+    location_prior_positive_weight: float | None = None
     places: list[dict] = field(default_factory=list)
     probability_temperature: float = 1.0
     rerank_top_k: int = 0

@@ -449,7 +449,10 @@ class ContrastGeoModel(GeolocationMixin, ContrastGeoPreTrainedModel):
         if labels is None or return_loss is False:
             return output
         random_latlon = sample_uniform_sphere(latlon.shape[0], device=latlon.device, dtype=torch.float32)
-        output.loss = presence_absence_loss(logits, labels, self.location_prior_logits(random_latlon))
+        positive_weight = self.config.location_prior_positive_weight or float(logits.shape[-1])
+        output.loss = presence_absence_loss(
+            logits, labels, self.location_prior_logits(random_latlon), positive_weight=positive_weight
+        )
         return output
 
     @torch.no_grad()
