@@ -31,7 +31,8 @@ def parse_args(argv=None):
     parser.add_argument("--shots", type=int, default=16, help="labelled posts per place (K)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default="outputs/quickstart")
-    parser.add_argument("--max-train-steps", type=int, default=None, help="cap the training steps (a quick look)")
+    # The quickstart's budget (about 10 minutes on 2 CPU cores); train.py alone runs its full schedule.
+    parser.add_argument("--max-train-steps", type=int, default=120, help="cap the training steps (0: no cap)")
     return parser.parse_args(argv)
 
 
