@@ -53,8 +53,18 @@ def test_remote_code_without_the_package(saved_model, tmp_path):
     expected = AutoModel.from_pretrained(saved_model).geolocate(POSTS, top_k=4)
     package_root = os.path.dirname(os.path.dirname(modeling_contrastgeo.__file__))
     script = textwrap.dedent(f"""
-        import json, sys
+        import importlib.abc, json, sys
         sys.path = [p for p in sys.path if p not in ("", ".", {package_root!r})]
+
+        # An editable install (pip install -e) finds the package through a meta-path finder, not sys.path: block
+        # the project's packages at the front of the meta path so that only the saved folder's remote code is left.
+        class HideProjectPackages(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("modeling_contrastgeo", "contrastgeo", "datasets_scripts"):
+                    raise ImportError(f"{{name}} is hidden from this process")
+                return None
+
+        sys.meta_path.insert(0, HideProjectPackages())
         try:
             import modeling_contrastgeo
             raise SystemExit("the package is importable: this test would prove nothing")
