@@ -28,6 +28,8 @@ TASK_BUILDERS = {
     "yfcc-species": ("yfcc", {}),
     "geonames": ("geonames", {}),
 }
+# The five geolocation tasks of the benchmark protocol (DESIGN.md section 4), in the order tables list them.
+BENCHMARK_TASKS = ("vardial-ch", "vardial-bcms", "midwest-2017", "midwest-2017-meta", "umass-global")
 
 
 def default_raw_dir():

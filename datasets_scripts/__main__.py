@@ -3,6 +3,7 @@
     python -m datasets_scripts list
     python -m datasets_scripts build --task vardial-ch --raw-dir ../shared/data --output-dir data_cache/vardial-ch
     python -m datasets_scripts stats --task vardial-ch            # or: stats --data-dir data_cache/vardial-ch
+    python -m datasets_scripts stats --all --write-readme README.md   # the five tasks' table, into the README
 
 `--raw-dir` defaults to $CONTRASTGEO_RAW_DIR, else ../shared/data beside the repository; `build --output-dir`
 defaults to the task cache (~/.cache/contrastgeo/tasks/<task>, or $CONTRASTGEO_CACHE_DIR/<task>), where
@@ -14,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import TASK_BUILDERS, build_and_write_task, default_cache_dir, default_raw_dir, load_task
+from . import BENCHMARK_TASKS, TASK_BUILDERS, build_and_write_task, default_cache_dir, default_raw_dir, load_task
 
 
 def _parser():
@@ -34,6 +35,9 @@ def _parser():
     stats.add_argument("--task", choices=sorted(TASK_BUILDERS), default=None)
     stats.add_argument("--data-dir", type=Path, default=None, help="a folder written by `build` (instead of --task)")
     stats.add_argument("--raw-dir", type=Path, default=None)
+    stats.add_argument("--all", action="store_true", help="one summary row per benchmark task (the README's table)")
+    stats.add_argument("--write-readme", type=Path, default=None,
+                       help="with --all: write the table between the statistics markers of this README")
     return parser
 
 
@@ -63,11 +67,27 @@ def _run(arguments):
         print(f"{arguments.task}: written to {written}")
         print(render_statistics_table(task_statistics(dataset_dict)))
         return 0
+    if arguments.all:
+        return _summary_statistics(arguments)
     if (arguments.task is None) == (arguments.data_dir is None):
-        print("stats: give exactly one of --task or --data-dir", file=sys.stderr)
+        print("stats: give exactly one of --all, --task or --data-dir", file=sys.stderr)
         return 2
     dataset_dict = load_task(arguments.task, data_dir=arguments.data_dir, raw_dir=arguments.raw_dir)
     print(render_statistics_table(task_statistics(dataset_dict)))
+    return 0
+
+
+def _summary_statistics(arguments):
+    from .common import render_task_summary_table, replace_readme_statistics, task_statistics
+
+    table = render_task_summary_table(
+        {name: task_statistics(load_task(name, raw_dir=arguments.raw_dir)) for name in BENCHMARK_TASKS}
+    )
+    print(table)
+    if arguments.write_readme is not None:
+        readme = arguments.write_readme.read_text(encoding="utf-8")
+        arguments.write_readme.write_text(replace_readme_statistics(readme, table), encoding="utf-8")
+        print(f"written to {arguments.write_readme}", file=sys.stderr)
     return 0
 
 

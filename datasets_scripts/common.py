@@ -151,6 +151,42 @@ def render_statistics_table(statistics):
     return "\n".join(lines)
 
 
+README_STATS_BEGIN = "<!-- task statistics: written by `python -m datasets_scripts stats --all --write-readme README.md` -->"
+README_STATS_END = "<!-- end of task statistics -->"
+
+
+def render_task_summary_table(statistics_by_task):
+    """One markdown row per task (classes, pool and query sizes, pool posts per class) from `task_statistics`."""
+    lines = [
+        "| task | classes | pool posts | query posts | pool posts per class (min / median / max) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for task_name, statistics in statistics_by_task.items():
+        pool, query = statistics["splits"]["pool"], statistics["splits"]["query"]
+        per_class = pool["posts_per_class"]
+        lines.append(
+            f"| `{task_name}` | {statistics['classes']} | {pool['rows']:,} | {query['rows']:,} | "
+            f"{per_class['min']} / {per_class['median']:g} / {per_class['max']} |"
+        )
+    return "\n".join(lines)
+
+
+def replace_readme_statistics(readme_text, table):
+    """`readme_text` with the text between the statistics markers replaced by `table` (the markers must exist)."""
+    begin, end = readme_text.find(README_STATS_BEGIN), readme_text.find(README_STATS_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"the README has no statistics markers {README_STATS_BEGIN!r} ... {README_STATS_END!r}")
+    return readme_text[: begin + len(README_STATS_BEGIN)] + "\n" + table + "\n" + readme_text[end:]
+
+
+def readme_statistics(readme_text):
+    """The table between the statistics markers of a README (the inverse of `replace_readme_statistics`)."""
+    begin, end = readme_text.find(README_STATS_BEGIN), readme_text.find(README_STATS_END)
+    if begin < 0 or end < begin:
+        raise ValueError("the README has no statistics markers")
+    return readme_text[begin + len(README_STATS_BEGIN): end].strip("\n")
+
+
 def _arrow_table(dataset):
     # with_format("arrow")[:] applies any indices mapping (select/shuffle) so the file holds exactly these rows.
     table = dataset.with_format("arrow")[:]

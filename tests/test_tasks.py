@@ -10,8 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datasets_scripts import TASK_BUILDERS, VENDORED_DIR, load_task
-from datasets_scripts.common import file_digest, make_geolocation_task, read_dataset, write_dataset
+from datasets_scripts import BENCHMARK_TASKS, REPO_ROOT, TASK_BUILDERS, VENDORED_DIR, load_task
+from datasets_scripts.common import (
+    file_digest, make_geolocation_task, read_dataset, readme_statistics, render_task_summary_table,
+    replace_readme_statistics, task_statistics, write_dataset,
+)
 from modeling_contrastgeo.gazetteer import nearest_city_indices
 
 
@@ -148,6 +151,15 @@ def test_written_task_is_deterministic_and_loads_offline(task_frames, tmp_path):
     places = datasets.load_dataset(str(first), "places")
     assert places["places"]["name"] == task["places"]["name"]
     assert read_dataset(first)["pool"]["label"] == task["pool"]["label"]
+
+
+@pytest.mark.slow
+def test_readme_statistics_table_is_what_the_builders_produce(task_frames):
+    table = render_task_summary_table({name: task_statistics(task_frames(name)[3]) for name in BENCHMARK_TASKS})
+    assert "| `vardial-ch` | 38 | 2,936 | 2,972 |" in table
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme_statistics(readme) == table, "run: python -m datasets_scripts stats --all --write-readme README.md"
+    assert readme_statistics(replace_readme_statistics(readme, "| new |")) == "| new |"
 
 
 @pytest.mark.slow
