@@ -9,8 +9,9 @@ geolocator(["post one", "post two"], places="geonames:CH", batch_size=32)   # on
 ```
 
 The pipeline returns exactly what `ContrastGeoModel.geolocate` returns for the same arguments: a string gives the
-list of records of that post, a list of strings gives one list per post, and any other iterable of strings (a
-generator, `KeyDataset`, `dataset["text"]`) is streamed: a generator of one list per post.
+list of records of that post, a list of strings gives one list per post (one `geolocate` call), and any other
+iterable of strings (a generator, `KeyDataset`, `dataset["text"]`) is streamed: a generator of one list per post,
+each group of `min_posts_per_call` posts being one `geolocate` call.
 
 Parameters (at construction or per call): `top_k`, `places` (None = the model's label set, `"geonames"`,
 `"geonames:CC"`, or a list/table of places with name, latitude, longitude), `batch_size`, `rerank`,
@@ -67,9 +68,9 @@ class GeolocationPipeline(Pipeline):
 
     # The model carries its own tokenizer (saved beside its weights): the pipeline does not load a second one.
     _load_tokenizer = False
-    # A streamed input is geolocated in groups of at least this many posts. Each `geolocate` call validates and
-    # fingerprints the gallery (a tenth of a second for the 34k worldwide GeoNames places), so groups are large;
-    # they are a multiple of batch_size so that the forward batches are those of one call over the whole input.
+    # A streamed input is geolocated in groups of at least this many posts, one `geolocate` call per group. Each
+    # call validates and fingerprints the gallery (a tenth of a second for the 34k worldwide GeoNames places), so
+    # groups are large; a group is a whole number of batches, so only the input's last batch can be short.
     min_posts_per_call = 1024
 
     def __init__(self, model, tokenizer=None, **kwargs):

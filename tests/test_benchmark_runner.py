@@ -1,0 +1,203 @@
+"""The benchmark runner: grid planning, results.json schema and resume logic, reports, trained-run sharing."""
+
+import argparse
+import dataclasses
+import json
+import os
+
+import datasets
+import numpy as np
+import pytest
+
+from contrastgeo.benchmarking import methods as methods_module
+from contrastgeo.benchmarking import runner as runner_module
+from contrastgeo.benchmarking.records import (METRIC_FIELDS, ResultsStore, config_hash, exclusive_results_dir,
+                                              validate_record)
+from contrastgeo.benchmarking.report import anchor_rows, render_headline, render_results
+from contrastgeo.benchmarking.runner import BenchmarkRunner, Cell, TaskData, build_parser, plan_cells
+from datasets_scripts.common import PLACES_FEATURES, post_features
+
+from .tiny_models import SWISS_PLACES, make_tiny_encoder
+
+WORDS = {0: "grüezi chuchichäschtli zäme", 1: "merci vielmal bärn", 2: "baslerdütsch fasnacht drummle",
+         3: "luzärn fasnacht guggemusig"}
+
+
+def _record(task="vardial-ch", method="majority", k=None, seed=None, top1=0.5, median_km=50.0, **extra):
+    record = {"task": task, "method": method, "k": k, "seed": seed, "num_examples": 10, "commit": "abc",
+              "config_hash": "h0", "wall_time_s": 1.0}
+    record.update({name: 0.5 for name in METRIC_FIELDS})
+    record.update(top1=top1, median_km=median_km, mean_km=median_km, **extra)
+    return record
+
+
+def _synthetic_task(query_suffix=""):
+    def posts(per_class, offset):
+        rows = [(f"{WORDS[label]} {offset + i}{query_suffix if offset else ''}", label)
+                for label in WORDS for i in range(per_class)]
+        return datasets.Dataset.from_dict({
+            "text": [text for text, _ in rows], "label": [label for _, label in rows],
+            "latitude": [SWISS_PLACES[label]["latitude"] for _, label in rows],
+            "longitude": [SWISS_PLACES[label]["longitude"] for _, label in rows],
+        }, features=post_features([place["name"] for place in SWISS_PLACES]))
+
+    places = datasets.Dataset.from_dict({
+        "label": list(range(4)), "name": [p["name"] for p in SWISS_PLACES],
+        "latitude": [p["latitude"] for p in SWISS_PLACES], "longitude": [p["longitude"] for p in SWISS_PLACES],
+        "n_pool": [6] * 4}, features=PLACES_FEATURES)
+    return datasets.DatasetDict({"pool": posts(6, 0), "query": posts(3, 100), "places": places})
+
+
+def test_plan_runs_references_once_and_ablations_only_at_4_and_16():
+    cells = plan_cells(["majority", "prototypes", "contrastgeo-tlc-only"], ["t"], shots=[1, 4, 16], seeds=[0, 1])
+    assert Cell("t", "majority", None, None) in cells
+    assert sum(cell.method == "majority" for cell in cells) == 1
+    assert sum(cell.method == "prototypes" for cell in cells) == 6
+    assert sorted({cell.k for cell in cells if cell.method == "contrastgeo-tlc-only"}) == [4, 16]
+    with pytest.raises(ValueError, match="unknown method"):
+        plan_cells(["nope"], ["t"], [1], [0])
+
+
+def test_store_skips_a_done_cell_and_a_config_change_invalidates_it(tmp_path):
+    store = ResultsStore(tmp_path / "results.json")
+    store.add(_record(method="prototypes", k=4, seed=0, config_hash="h1"))
+    assert store.find(("vardial-ch", "prototypes", 4, 0), "h1") is not None
+    assert store.find(("vardial-ch", "prototypes", 4, 0), "h2") is None
+    store.add(_record(method="prototypes", k=4, seed=0, config_hash="h2", top1=0.7))
+    reloaded = ResultsStore(tmp_path / "results.json")
+    assert len(reloaded.records) == 1 and reloaded.records[0]["top1"] == 0.7
+    assert isinstance(json.loads((tmp_path / "results.json").read_text()), list)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"top1": 1.5}, "top1 is a fraction"), ({"k": "4"}, "k must be an integer or null"),
+    ({"median_km": float("nan")}, "median_km must be a finite number"), ({"task": ""}, "task must be a non-empty"),
+])
+def test_record_schema_errors_name_the_field(change, message):
+    with pytest.raises(ValueError, match=message):
+        validate_record({**_record(), **change})
+    bad = _record()
+    del bad["acc@161km"]
+    with pytest.raises(ValueError, match="acc@161km"):
+        validate_record(bad)
+
+
+def test_store_rejects_a_file_with_two_records_for_one_cell(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps([_record(), _record(config_hash="other")]))
+    with pytest.raises(ValueError, match="record 1: a second record for cell"):
+        ResultsStore(path)
+
+
+def test_config_hash_is_stable_and_sensitive():
+    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_results_markdown_labels_partial_runs_and_checks_anchors():
+    records = [_record(top1=0.06, median_km=52.0), _record(method="zero-shot-name", top1=0.036, median_km=69.9),
+               _record(method="logreg-full-pool", top1=0.20, median_km=42.8)]
+    records += [_record(method="logreg", k=16, seed=seed, top1=0.062 + 0.001 * seed, median_km=53.3)
+                for seed in range(3)]
+    planned = [Cell(r["task"], r["method"], r["k"], r["seed"]) for r in records] + [Cell("vardial-ch", "logreg", 4, 0)]
+    text = render_results(records, planned, "standard")
+    assert "**PARTIAL**: 6 of 7 cells" in text and "- vardial-ch / logreg: 1 cell(s) (K 4)" in text
+    verdicts = {row[1]: row[-1] for row in anchor_rows(records)}
+    assert verdicts == {"majority": True, "zero-shot": True, "best frozen K=16": True, "logreg-full-pool": False}
+    assert "| logreg | 16 | 3 | 6.3 ± 0.1 |" in text
+    complete = render_results(records, planned[:-1], "standard")
+    assert "PARTIAL" not in complete and "Complete: all 6 cells" in complete
+    assert "| logreg | 6.3 ± 0.1 / 53 km |" in render_headline(records)
+
+
+def _options(tmp_path, encoder, **overrides):
+    options = build_parser().parse_args(["--mode", "fast", "--tasks", "synthetic", "--shots", "1", "2",
+                                         "--seeds", "0", "1", "--results-dir", str(tmp_path / "results"),
+                                         "--embedding-cache-dir", str(tmp_path / "cache"),
+                                         "--encoder", str(encoder), "--work-dir", str(tmp_path / "work")])
+    return argparse.Namespace(**{**vars(options), **overrides})
+
+
+@pytest.fixture()
+def tiny_encoder(tmp_path_factory, minilm_path):
+    return make_tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder", minilm_path)
+
+
+def test_runner_resumes_and_recomputes_only_changed_cells(tmp_path, tiny_encoder, monkeypatch):
+    task = {"data": _synthetic_task()}
+    monkeypatch.setattr(runner_module, "load_task_data",
+                        lambda name, raw_dir=None: TaskData.from_task(name, task["data"]))
+    methods = ["majority", "zero-shot", "prototypes+prompt", "tfidf-logreg"]
+    assert BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=methods)).run() == 0
+    store_path = tmp_path / "results" / "results.json"
+    first = {tuple(r[k] for k in ("method", "k", "seed")): r for r in json.loads(store_path.read_text())}
+    assert len(first) == 2 + 2 * 2 * 2
+    assert all(r["num_examples"] == 12 and r["num_classes"] == 4 for r in first.values())
+    assert (tmp_path / "results" / "RESULTS.md").read_text().count("PARTIAL") == 1
+    assert len(list((tmp_path / "cache").glob("synthetic-*.safetensors"))) == 1
+
+    calls = []
+    original = runner_module.frozen_scores
+    monkeypatch.setattr(runner_module, "frozen_scores", lambda *a: calls.append(a[0].name) or original(*a))
+    BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=methods)).run()
+    assert calls == []  # everything done: nothing recomputed
+
+    changed = dataclasses.replace(methods_module.METHODS_BY_NAME["tfidf-logreg"],
+                                  settings={**methods_module.TFIDF_SETTINGS, "C": 1.0})
+    monkeypatch.setattr(methods_module, "METHODS", [changed if m.name == "tfidf-logreg" else m
+                                                    for m in methods_module.METHODS])
+    monkeypatch.setattr(methods_module, "METHODS_BY_NAME", {m.name: m for m in methods_module.METHODS})
+    BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=methods)).run()
+    assert sorted(calls) == ["tfidf-logreg"] * 4
+
+    calls.clear()
+    task["data"] = _synthetic_task(query_suffix=" !")  # new task content: every cell is stale
+    BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=methods)).run()
+    assert len(calls) == len(first)
+    assert len(json.loads(store_path.read_text())) == len(first)
+    assert len(list((tmp_path / "cache").glob("synthetic-*.safetensors"))) == 2
+
+
+def test_methods_with_equal_training_share_one_run(tmp_path, tiny_encoder):
+    trained = BenchmarkRunner(_options(tmp_path, tiny_encoder)).trained
+    data = TaskData.from_task("synthetic", _synthetic_task())
+    key = {name: trained.training_hash(methods_module.METHODS_BY_NAME[name], data, 4, 0) for name in
+           ("contrastgeo", "contrastgeo-rerank", "contrastgeo-fusion-cross-attention", "contrastgeo-tlc-only",
+            "classifier")}
+    assert key["contrastgeo"] == key["contrastgeo-rerank"] == key["contrastgeo-fusion-cross-attention"]
+    assert len({key["contrastgeo"], key["contrastgeo-tlc-only"], key["classifier"]}) == 3
+    assert trained.training_hash(methods_module.METHODS_BY_NAME["contrastgeo"], data, 4, 1) != key["contrastgeo"]
+
+
+def test_default_prompt_matches_the_model_default():
+    from modeling_contrastgeo import ContrastGeoConfig
+
+    assert tuple(ContrastGeoConfig().prompt_templates) == methods_module.DEFAULT_PROMPT_TEMPLATES
+    assert np.all([m.name in methods_module.METHODS_BY_NAME for m in methods_module.METHODS])
+
+
+def test_results_dir_lock_refuses_a_second_run_and_takes_over_a_stale_lock(tmp_path):
+    with exclusive_results_dir(tmp_path):
+        with pytest.raises(ValueError, match="in use by another benchmark run"):
+            with exclusive_results_dir(tmp_path):
+                pass
+    assert not (tmp_path / ".lock").exists()
+    (tmp_path / ".lock").write_text("999999999")  # no such process
+    with exclusive_results_dir(tmp_path):
+        assert (tmp_path / ".lock").read_text() == str(os.getpid())
+
+
+def test_trained_methods_run_in_process_and_share_training(tmp_path, tiny_encoder, monkeypatch):
+    monkeypatch.setattr(runner_module, "load_task_data",
+                        lambda name, raw_dir=None: TaskData.from_task(name, _synthetic_task()))
+    options = _options(tmp_path, tiny_encoder, only_methods=["classifier", "contrastgeo", "contrastgeo-rerank"],
+                       shots=[4], seeds=[0], train_flag=[("max_train_steps", 2)])
+    assert BenchmarkRunner(options).run() == 0
+    records = {r["method"]: r for r in json.loads((tmp_path / "results" / "results.json").read_text())}
+    assert set(records) == {"classifier", "contrastgeo", "contrastgeo-rerank"}
+    assert all(r["num_examples"] == 12 and r["settings"]["extra_train_flags"] == {"max_train_steps": 2}
+               for r in records.values())
+    # the re-ranking variant is scored on the model trained for the default, not on a second training run
+    assert records["contrastgeo-rerank"]["train_time_s"] == records["contrastgeo"]["train_time_s"]
+    assert records["contrastgeo-rerank"]["config_hash"] != records["contrastgeo"]["config_hash"]
+    assert not list((tmp_path / "work" / "runs" / "synthetic").iterdir())  # models deleted after scoring
