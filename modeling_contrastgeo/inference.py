@@ -14,6 +14,8 @@ from torch import nn
 from .places import normalize_places, places_fingerprint, validate_texts
 
 _MAX_CACHED_GALLERIES = 4
+# Range of a fitted calibration temperature (the logits are cosines times the logit scale, 1/0.03 at init).
+_MIN_TEMPERATURE, _MAX_TEMPERATURE = 0.05, 20.0
 
 
 class GeolocationMixin:
@@ -54,9 +56,10 @@ class GeolocationMixin:
         )
 
     @torch.inference_mode()
-    def encode_posts(self, texts, batch_size: int = 64) -> torch.Tensor:
-        """(N, D) L2-normalised post embeddings, batched, in input order (batches are formed by length)."""
-        texts = validate_texts(texts)
+    def encode_posts(self, texts, batch_size: int = 64, allow_blank: bool = False) -> torch.Tensor:
+        """(N, D) L2-normalised post embeddings, batched, in input order (batches are formed by length).
+        Blank posts raise a ValueError unless `allow_blank` (see `places.validate_texts`)."""
+        texts = validate_texts(texts, allow_blank)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         embeddings = [None] * len(texts)
         for start in range(0, len(texts), batch_size):
@@ -71,13 +74,19 @@ class GeolocationMixin:
 
     @torch.inference_mode()
     def encode_places(self, places, batch_size: int = 256) -> torch.Tensor:
-        """(C, D) L2-normalised place embeddings (uncached; see `gallery_embeddings`)."""
+        """(C, D) L2-normalised place embeddings in input order (uncached; see `gallery_embeddings`)."""
         places = normalize_places(places)
+        # Batches of names of similar length pad less (1.3-1.6x faster for GeoNames galleries).
+        order = sorted(range(len(places)), key=lambda i: len(places[i]["name"]))
         chunks = []
         for start in range(0, len(places), batch_size):
-            inputs = {k: v.to(self.device) for k, v in self.tokenize_places(places[start:start + batch_size]).items()}
+            batch = [places[i] for i in order[start:start + batch_size]]
+            inputs = {k: v.to(self.device) for k, v in self.tokenize_places(batch).items()}
             chunks.append(self.get_location_features(**inputs).float())
-        return torch.cat(chunks)
+        sorted_embeddings = torch.cat(chunks)
+        embeddings = torch.empty_like(sorted_embeddings)
+        embeddings[torch.tensor(order, device=embeddings.device)] = sorted_embeddings
+        return embeddings
 
     def gallery_embeddings(self, places, batch_size: int = 256) -> torch.Tensor | None:
         """Cached `encode_places`: a gallery is encoded once per set of weights (None for a classifier)."""
@@ -117,34 +126,45 @@ class GeolocationMixin:
         scale = self.scaled_logit_scale().detach().float()
         return scale * post_embeds @ gallery.t() / self.config.probability_temperature
 
-    def _uncalibrated_logits(self, texts, gallery, batch_size) -> torch.Tensor:
+    def _uncalibrated_logits(self, texts, gallery, batch_size, allow_blank=False) -> torch.Tensor:
         if self.classifier_head is not None:
             chunks = []
             for start in range(0, len(texts), batch_size):
                 encoded = self.tokenize_posts(texts[start:start + batch_size]).to(self.device)
                 chunks.append(self.classifier_head(self.get_text_features(**encoded)).float())
             return torch.cat(chunks)
-        return self.scaled_logit_scale().detach().float() * self.encode_posts(texts, batch_size) @ gallery.t()
+        post_embeds = self.encode_posts(texts, batch_size, allow_blank)
+        return self.scaled_logit_scale().detach().float() * post_embeds @ gallery.t()
 
-    def _probabilities(self, texts, gallery, batch_size) -> torch.Tensor:
-        return (self._uncalibrated_logits(texts, gallery, batch_size) / self.config.probability_temperature).softmax(-1)
+    def _probabilities(self, texts, gallery, batch_size, allow_blank=False) -> torch.Tensor:
+        logits = self._uncalibrated_logits(texts, gallery, batch_size, allow_blank)
+        return (logits / self.config.probability_temperature).softmax(-1)
 
     @torch.inference_mode()
-    def predict_scores(self, texts, places=None, batch_size: int = 64) -> tuple[torch.Tensor, list[dict]]:
-        """(N, C) calibrated probabilities of every place in the gallery, and the gallery."""
+    def predict_logits(self, texts, places=None, batch_size: int = 64,
+                       allow_blank: bool = False) -> tuple[torch.Tensor, list[dict]]:
+        """(N, C) float32 logits of every place in the gallery before the calibration temperature, and the gallery.
+        `predict_scores` is their softmax after dividing by `config.probability_temperature`. Blank posts raise a
+        ValueError unless `allow_blank` (then they are scored from the special tokens alone)."""
         places = self.resolve_places(places)
         was_training = self.training
         self.eval()
         try:
             gallery = self.gallery_embeddings(places)
-            probabilities = self._probabilities(validate_texts(texts), gallery, batch_size)
+            logits = self._uncalibrated_logits(validate_texts(texts, allow_blank), gallery, batch_size, allow_blank)
         finally:
             self.train(was_training)
-        return probabilities, places
+        return logits, places
+
+    def predict_scores(self, texts, places=None, batch_size: int = 64,
+                       allow_blank: bool = False) -> tuple[torch.Tensor, list[dict]]:
+        """(N, C) calibrated probabilities of every place in the gallery, and the gallery."""
+        logits, places = self.predict_logits(texts, places, batch_size, allow_blank)
+        return (logits / self.config.probability_temperature).softmax(-1), places
 
     @torch.inference_mode()
     def geolocate(self, texts, places=None, top_k: int = 5, batch_size: int = 64, rerank: bool | None = None,
-                  rerank_top_k: int | None = None):
+                  rerank_top_k: int | None = None, allow_blank: bool = False):
         """Where was each post written?
 
         Args:
@@ -155,12 +175,14 @@ class GeolocationMixin:
             batch_size: posts per forward pass.
             rerank: re-rank the top `rerank_top_k` contrastive candidates with the TLM matching head
                 (default: on when `config.rerank_top_k > 0`).
+            allow_blank: score empty / whitespace-only posts from the special tokens alone instead of raising
+                (for evaluations that must keep every post of a fixed query set).
 
         Returns:
             One list per post of `{"name", "latitude", "longitude", "score"}`, best first; scores are calibrated
             probabilities over the gallery (they sum to at most 1).
         """
-        texts = validate_texts(texts)
+        texts = validate_texts(texts, allow_blank)
         if not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
         places = self.resolve_places(places)
@@ -170,20 +192,23 @@ class GeolocationMixin:
         self.eval()
         try:
             gallery = self.gallery_embeddings(places)
-            results = []
+            # Batches of posts of similar length pad less (1.2x faster on tweets); results go back in input order.
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            results = [None] * len(texts)
             for start in range(0, len(texts), batch_size):
-                batch = texts[start:start + batch_size]
+                positions = order[start:start + batch_size]
+                batch = [texts[i] for i in positions]
                 if rerank and self.classifier_head is None:
                     scores, indices = self._reranked_top(batch, places, gallery, top_k, rerank_top_k)
                 else:
-                    probabilities = self._probabilities(batch, gallery, batch_size)
+                    probabilities = self._probabilities(batch, gallery, batch_size, allow_blank)
                     scores, indices = probabilities.topk(min(top_k, len(places)), dim=-1)
-                for row_scores, row_indices in zip(scores.tolist(), indices.tolist()):
-                    results.append([
+                for position, row_scores, row_indices in zip(positions, scores.tolist(), indices.tolist()):
+                    results[position] = [
                         {"name": places[i]["name"], "latitude": places[i]["latitude"],
                          "longitude": places[i]["longitude"], "score": score}
                         for score, i in zip(row_scores, row_indices)
-                    ])
+                    ]
         finally:
             self.train(was_training)
         return results
@@ -213,7 +238,8 @@ class GeolocationMixin:
 
     def fit_probability_temperature(self, texts, labels, places=None, batch_size: int = 64) -> float:
         """Fit the calibration temperature on held-out posts with known labels (indices into the gallery) by
-        minimising the negative log-likelihood; store it in `config.probability_temperature` and return it."""
+        minimising the negative log-likelihood within [0.05, 20]; store it in `config.probability_temperature` and
+        return it."""
         places = self.resolve_places(places)
         labels = torch.as_tensor(labels, dtype=torch.long)
         texts = validate_texts(texts)
@@ -241,6 +267,9 @@ class GeolocationMixin:
                 return loss
 
             optimizer.step(closure)
-        temperature = float(log_temperature.detach().exp())
+        # The NLL is unimodal in the temperature, so clamping the free optimum gives the optimum within the bounds.
+        # Bounds matter when the logits carry no signal: the NLL is then flat and the free optimum runs off to
+        # thousands, a value that noise in the weights moves around.
+        temperature = min(max(float(log_temperature.detach().exp()), _MIN_TEMPERATURE), _MAX_TEMPERATURE)
         self.config.probability_temperature = temperature
         return temperature

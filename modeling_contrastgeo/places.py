@@ -12,8 +12,11 @@ from collections.abc import Mapping, Sequence
 PLACE_FIELDS = ("name", "latitude", "longitude")
 
 
-def validate_texts(texts) -> list[str]:
-    """Return `texts` as a list of non-empty strings; a single string is one post."""
+def validate_texts(texts, allow_blank: bool = False) -> list[str]:
+    """Return `texts` as a list of non-empty strings; a single string is one post.
+
+    `allow_blank=True` lets empty / whitespace-only strings through (they are encoded as the special tokens alone):
+    for evaluation protocols that must score every post of a fixed query set."""
     if isinstance(texts, str):
         texts = [texts]
     if texts is None or not isinstance(texts, Sequence) and not hasattr(texts, "__iter__"):
@@ -24,7 +27,7 @@ def validate_texts(texts) -> list[str]:
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise ValueError(f"post {index} is not a string (got {type(text).__name__}: {text!r})")
-        if not text.strip():
+        if not allow_blank and not text.strip():
             raise ValueError(f"post {index} is empty or whitespace only")
     return texts
 

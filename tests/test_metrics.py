@@ -276,3 +276,19 @@ def test_evaluate_module_rejects_mismatched_configs(no_network, random_examples,
         coordinates_metric.compute(**bad)
     with pytest.raises(ValueError, match="unknown config_name"):
         evaluate.load(GEOLOCATION_METRIC_PATH, config_name="regression", cache_dir=str(tmp_path))
+
+
+def test_expected_calibration_error_by_hand():
+    from contrastgeo.metrics import expected_calibration_error
+
+    # Bins of width 0.5: {0.2 (wrong), 0.4 (right)} -> |0.5 - 0.3| = 0.2; {0.9 (right), 1.0 (right)} -> |1 - 0.95|.
+    confidences, correct = [0.2, 0.4, 0.9, 1.0], [False, True, True, True]
+    assert expected_calibration_error(confidences, correct, num_bins=2) == pytest.approx((2 * 0.2 + 2 * 0.05) / 4)
+    assert expected_calibration_error([0.7, 0.7], [1, 0], num_bins=15) == pytest.approx(0.2)
+    assert expected_calibration_error([1.0, 1.0], [1, 1]) == 0.0
+    with pytest.raises(ValueError, match="not a probability"):
+        expected_calibration_error([1.5], [1])
+    with pytest.raises(ValueError, match="not a probability"):
+        expected_calibration_error([float("nan")], [1])
+    with pytest.raises(ValueError, match="at least one"):
+        expected_calibration_error([], [])

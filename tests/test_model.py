@@ -197,7 +197,7 @@ def test_geolocate_records(tiny_encoder):
 def test_temperature_fit_is_stored(tiny_encoder):
     model = build(tiny_encoder)
     temperature = model.fit_probability_temperature(POSTS, LABELS.tolist())
-    assert temperature > 0 and model.config.probability_temperature == temperature
+    assert 0.05 <= temperature <= 20.0 and model.config.probability_temperature == temperature
 
 
 @pytest.mark.parametrize(
@@ -208,6 +208,20 @@ def test_bad_posts(tiny_encoder, texts, message):
     model = build(tiny_encoder)
     with pytest.raises(ValueError, match=message):
         model.geolocate(texts)
+
+
+def test_blank_posts_are_scored_only_when_allowed(tiny_encoder):
+    model = build(tiny_encoder)
+    rows = model.geolocate(["Grüezi", "   ", ""], top_k=2, allow_blank=True)
+    assert len(rows) == 3 and all(len(row) == 2 for row in rows)
+    # A blank post is encoded as the special tokens alone, whatever its whitespace.
+    assert rows[1] == rows[2]
+    logits, _ = model.predict_logits(["Grüezi", " "], allow_blank=True)
+    assert logits.shape == (2, len(SWISS_PLACES)) and torch.isfinite(logits).all()
+    with pytest.raises(ValueError, match="post 1 is empty"):
+        model.predict_logits(["Grüezi", " "])
+    with pytest.raises(ValueError, match="post 0 is not a string"):
+        model.geolocate([None], allow_blank=True)
 
 
 @pytest.mark.parametrize(

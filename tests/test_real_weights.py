@@ -47,3 +47,19 @@ def test_geonames_country_gallery(minilm_model):
     results = minilm_model.geolocate(["Basler Fasnacht 2024"], places="geonames:CH", top_k=3)
     assert len(results[0]) == 3
     assert all(45.8 <= r["latitude"] <= 47.9 and 5.9 <= r["longitude"] <= 10.6 for r in results[0])
+
+
+@pytest.mark.slow
+def test_batching_by_length_keeps_input_order_and_scores(minilm_model):
+    posts = ["Zürich", "Hüt gömmer mit em Zug uf Bärn und denn wiiter is Oberland go wandere", "Basel",
+             "Grüezi mitenand, wie gaht's eu allne hüt am Morge?", "Genf am See"]
+    one_by_one = [minilm_model.geolocate([post], top_k=3)[0] for post in posts]
+    for batch_size in (2, 64):
+        batched = minilm_model.geolocate(posts, top_k=3, batch_size=batch_size)
+        for single, row in zip(one_by_one, batched):
+            assert [place["name"] for place in row] == [place["name"] for place in single]
+            assert [place["score"] for place in row] == pytest.approx([place["score"] for place in single], abs=1e-5)
+    # Gallery embeddings are computed in batches sorted by name length and returned in gallery order.
+    gallery = minilm_model.encode_places(SWISS_PLACES, batch_size=2)
+    for index, place in enumerate(SWISS_PLACES):
+        assert torch.allclose(gallery[index], minilm_model.encode_places([place])[0], atol=1e-5)

@@ -153,6 +153,44 @@ def test_contrastgeo_run_evaluates_and_saves_a_loadable_model(contrastgeo_run, t
     assert reevaluated_top1(model, tiny["query"]) == pytest.approx(saved["top1"])
 
 
+def test_temperature_is_fitted_on_heldout_posts_and_saved(contrastgeo_run, tiny):
+    output_dir, results = contrastgeo_run
+    model = load_saved(output_dir)
+    temperature = model.config.probability_temperature
+    assert temperature != 1.0 and results["probability_temperature"] == pytest.approx(temperature)
+    assert 0.0 <= results["ece"] <= 1.0 and 0.0 <= results["ece_uncalibrated"] <= 1.0
+    # `ece` is the saved (calibrated) model's; `ece_uncalibrated` the same model's at temperature 1.
+    from contrastgeo.metrics import expected_calibration_error
+
+    query = pd.read_csv(tiny["query"])
+    truth = np.array([[p["name"] for p in model.config.places].index(label) for label in query["label"]])
+    for key, value in (("ece", temperature), ("ece_uncalibrated", 1.0)):
+        model.config.probability_temperature = value
+        probabilities, _ = model.predict_scores(query["text"].tolist())
+        confidence, predicted = probabilities.max(-1)
+        assert expected_calibration_error(confidence.numpy(), predicted.numpy() == truth) == pytest.approx(
+            results[key], abs=1e-6)
+
+
+def test_heldout_calibration_posts_are_pool_posts_outside_the_shots(tiny, tmp_path):
+    from contrastgeo.training import parse_args
+    from contrastgeo.training.data import load_geolocation_data
+
+    data = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path)))
+    assert len(data.train) == NUM_LABELS * 4 and len(data.heldout) == NUM_LABELS * (POOL_PER_LABEL - 4)
+    assert not set(data.train["text"]) & set(data.heldout["text"])
+    assert set(data.train["text"]) | set(data.heldout["text"]) == set(pd.read_csv(tiny["pool"])["text"])
+    assert data.description["num_heldout_posts"] == len(data.heldout)
+    whole_pool = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path, "--shots", 0)))
+    assert whole_pool.heldout is None and len(whole_pool.train) == NUM_LABELS * POOL_PER_LABEL
+
+
+def test_calibration_none_keeps_temperature_one(tiny, tmp_path):
+    results = train(geolocation_argv(tiny, tmp_path, "--calibration", "none", "--max-train-steps", 1))
+    assert results["probability_temperature"] == 1.0 and results["ece"] == pytest.approx(results["ece_uncalibrated"])
+    assert load_saved(tmp_path).config.probability_temperature == 1.0
+
+
 def test_classifier_run(tiny, tmp_path):
     results = train(geolocation_argv(tiny, tmp_path, "--objective", "classifier"))
     assert METRIC_KEYS <= set(results)

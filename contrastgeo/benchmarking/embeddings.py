@@ -70,16 +70,6 @@ def task_fingerprint(task):
     return digest.hexdigest()
 
 
-@torch.inference_mode()
-def _encode_blank_texts(model, texts):
-    """Embeddings of whitespace-only posts, which `encode_posts` rejects: as the tokenizer encodes them (special
-    tokens only). A benchmark task may hold such posts (umass-global's query has one), and leaving a query post out
-    would change the task, so it is scored like any other."""
-    encoded = model.tokenize_posts(texts).to(model.device)
-    features = model.get_text_features(encoded["input_ids"], encoded["attention_mask"]).float()
-    return torch.nn.functional.normalize(features, dim=-1).cpu().numpy()
-
-
 def encode_texts(model, texts, batch_size=64, description=None):
     """(N, D) float32 L2-normalised embeddings of `texts` via `model.encode_posts`, with a progress bar.
 
@@ -87,24 +77,19 @@ def encode_texts(model, texts, batch_size=64, description=None):
     length and padding stays small; the result is in input order. The model should be in eval mode.
     """
     texts = list(texts)
-    blank = [i for i, text in enumerate(texts) if isinstance(text, str) and not text.strip()]
-    blank_set = set(blank)
-    order = [i for i in np.argsort([len(text) for text in texts], kind="stable") if i not in blank_set]
+    # Blank posts are scored from the special tokens alone: a benchmark task may hold one (umass-global's query
+    # does), and leaving a query post out would change the task.
+    order = np.argsort([len(text) for text in texts], kind="stable")
     embeddings = None
     with tqdm(total=len(texts), desc=description or "encoding", unit="post", leave=False) as progress:
         for start in range(0, len(order), _ENCODE_BLOCK):
             rows = order[start:start + _ENCODE_BLOCK]
-            block = model.encode_posts([texts[i] for i in rows], batch_size=batch_size).cpu().numpy()
+            block = model.encode_posts([texts[i] for i in rows], batch_size=batch_size, allow_blank=True)
+            block = block.cpu().numpy()
             if embeddings is None:
                 embeddings = np.zeros((len(texts), block.shape[1]), dtype=np.float32)
             embeddings[rows] = block
             progress.update(len(rows))
-        if blank:
-            block = _encode_blank_texts(model, [texts[i] for i in blank])
-            if embeddings is None:
-                embeddings = np.zeros((len(texts), block.shape[1]), dtype=np.float32)
-            embeddings[blank] = block
-            progress.update(len(blank))
     return embeddings
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 PROTOCOL_VERSION = 1
 METRIC_FIELDS = ("top1", "top5", "macro_acc", "acc@1km", "acc@25km", "acc@161km", "acc@200km", "acc@750km",
                  "acc@2500km", "median_km", "mean_km")
+# Reported by trained geolocation methods only (train.py's evaluation): calibration of the top-1 probability.
+CALIBRATION_FIELDS = ("ece", "ece_uncalibrated", "probability_temperature")
 REQUIRED_FIELDS = ("task", "method", "k", "seed", *METRIC_FIELDS, "num_examples", "commit", "config_hash",
                    "wall_time_s")
 

@@ -12,7 +12,7 @@ import numpy as np
 from datasets_scripts import BENCHMARK_TASKS
 
 from .methods import ABLATION, FEW_SHOT, FROZEN_FEW_SHOT, METHODS, METHODS_BY_NAME, REFERENCE
-from .records import record_key
+from .records import CALIBRATION_FIELDS, record_key
 
 TASK_ORDER = BENCHMARK_TASKS
 HEADLINE_K = 16
@@ -209,6 +209,31 @@ def _wall_time_lines(records):
             ""] + _table(("task", "method", "records", "total s", "per record s"), rows)
 
 
+def _calibration_lines(records):
+    """Expected calibration error (15 bins, top-1 probability) before and after the fitted temperature, per trained
+    method and K, mean ± std over seeds."""
+    groups = defaultdict(list)
+    for record in records:
+        if all(name in record for name in CALIBRATION_FIELDS):
+            groups[(record["task"], record["method"], record["k"])].append(record)
+    if not groups:
+        return ["No record of this run reports calibration yet."]
+    rows = []
+    for (task, method, k), members in sorted(groups.items(), key=lambda item: (
+            _task_rank(item[0][0]), _method_order(item[0][1]), item[0][2] or 0)):
+        cells = []
+        for name, percent in (("ece_uncalibrated", True), ("ece", True), ("probability_temperature", False)):
+            values = np.array([member[name] for member in members], dtype=np.float64)
+            cells.append(_format(float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else None,
+                                 percent))
+        rows.append((task, method, k, len(members), *cells))
+    return ["Expected calibration error of the top-1 probability on the query posts (15 equal-width bins), with "
+            "temperature 1 and with the temperature that train.py fits after training (`--calibration`, default "
+            "`heldout`: up to 8 pool posts per place outside the K shots; a temperature changes no ranking).",
+            ""] + _table(
+        ("task", "method", "K", "seeds", "ECE % at T=1", "ECE % calibrated", "fitted T"), rows)
+
+
 def _environment_lines(records):
     environments = {}
     for record in records:
@@ -243,6 +268,7 @@ def render_results(records, planned_cells, mode):
     lines += ["## Per task", ""]
     for task in _task_order(record["task"] for record in records):
         lines += _task_section(task, summary)
+    lines += ["## Calibration", "", *_calibration_lines(records), ""]
     lines += ["## Wall time", "", *_wall_time_lines(records), ""]
     lines += ["## Methods", ""]
     lines += [f"- `{method.name}` ({method.group}): {method.description}" for method in METHODS]

@@ -32,7 +32,7 @@ from .embeddings import cached_task_embeddings, default_embedding_cache_dir, mod
 from .evaluation import metrics_from_scores
 from .methods import ABLATION, ABLATION_SHOTS, METHODS, REFERENCE, frozen_scores, get_methods, \
     prompt_templates_needed
-from .records import METRIC_FIELDS, ResultsStore, config_hash, exclusive_results_dir, git_commit
+from .records import CALIBRATION_FIELDS, METRIC_FIELDS, ResultsStore, config_hash, exclusive_results_dir, git_commit
 from .report import write_reports
 
 logger = logging.getLogger("contrastgeo.benchmark")
@@ -262,6 +262,7 @@ class BenchmarkRunner:
         record = {"task": cell.task, "method": cell.method, "k": cell.k, "seed": cell.seed, "group": method.group,
                   "settings": settings}
         record.update({name: float(metrics[name]) for name in METRIC_FIELDS})
+        record.update({name: float(metrics[name]) for name in CALIBRATION_FIELDS if name in metrics})
         record.update(num_examples=int(metrics["num_examples"]), num_classes=data.num_classes, commit=self.commit,
                       config_hash=cell_hash, wall_time_s=round(float(wall_time_s), 3),
                       encoder=self.encoder_name,

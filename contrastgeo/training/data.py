@@ -4,7 +4,9 @@
   splits; user files go through `datasets_scripts.user_data.load_user_dataset`. Without a places file a label's
   coordinates are the spherical mean of *all* its posts in the training file (user_data's rule), computed before
   the few-shot draw, and its display name is the label itself. `--shots K` then keeps K posts per label
-  (`datasets_scripts.fewshot.sample_k_shot`, seeded by `--seed`).
+  (`datasets_scripts.fewshot.sample_k_shot`, seeded by `--seed`), and up to `HELDOUT_POSTS_PER_LABEL` of the posts
+  left over per label are held out for calibrating the probability temperature (`--calibration heldout`): they
+  never reach the optimizer, and a temperature does not change any ranking metric.
 - csp: geotagged texts (`load_csp_data`): the Wikivoyage bylines task or a file with text, latitude, longitude.
 - location-prior: labelled locations (`load_location_prior_data`): the YFCC species task or a file with label,
   latitude, longitude.
@@ -19,13 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from datasets_scripts import load_task
-from datasets_scripts.fewshot import sample_k_shot
+from datasets_scripts.fewshot import k_shot_indices
 from datasets_scripts.user_data import load_user_dataset, read_rows, spherical_mean
 from modeling_contrastgeo.places import check_coordinate
 
 from .defaults import TASK_SPLITS
 
 logger = logging.getLogger(__name__)
+HELDOUT_POSTS_PER_LABEL = 8
 _MAX_LISTED_PROBLEMS = 10
 
 
@@ -38,6 +41,7 @@ class GeolocationData:
     places: list
     eval: dict | None = None
     description: dict = field(default_factory=dict)
+    heldout: object | None = None  # pool posts not drawn as shots (text, label), for calibration only
 
 
 @dataclass
@@ -159,15 +163,34 @@ def load_geolocation_data(args) -> GeolocationData:
             evaluation = _eval_columns(query, labels)
         source = {"train_file": str(args.train_file), "eval_file": args.eval_file, "places_file": args.places_file}
     pool_size = len(pool)
-    train = sample_k_shot(pool, args.shots, args.seed, on_short_class=args.on_short_class) if args.shots else pool
-    train = train.select_columns(["text", "label"])
+    pool = pool.select_columns(["text", "label"])
+    train, heldout = pool, None
+    if args.shots:
+        support_rows, _ = k_shot_indices(pool, args.shots, args.seed, on_short_class=args.on_short_class)
+        train = pool.select(support_rows.tolist())
+        heldout = _heldout_posts(pool, support_rows, args.seed)
     if evaluation is None:
         logger.warning("no evaluation data (give --eval-file, or a task with an evaluation split): "
                        "the model is trained and saved without eval_results.json")
     description = {**source, "shots": args.shots, "seed": args.seed, "num_places": len(places),
                    "num_pool_posts": pool_size, "num_train_posts": len(train),
-                   "num_eval_posts": 0 if evaluation is None else len(evaluation["text"])}
-    return GeolocationData(train=train, places=places, eval=evaluation, description=description)
+                   "num_eval_posts": 0 if evaluation is None else len(evaluation["text"]),
+                   "num_heldout_posts": 0 if heldout is None else len(heldout)}
+    return GeolocationData(train=train, places=places, eval=evaluation, description=description, heldout=heldout)
+
+
+def _heldout_posts(pool, support_rows, seed, per_label=HELDOUT_POSTS_PER_LABEL):
+    """Up to `per_label` posts per label from the pool rows outside the support set (None when there are none)."""
+    remaining = np.setdiff1d(np.arange(len(pool)), support_rows)
+    if remaining.size == 0:
+        return None
+    rest = pool.select(remaining.tolist())
+    labels = np.asarray(rest["label"])
+    # A different stream from the shots' draw (seed), so the held-out posts do not depend on K's draw order.
+    rng = np.random.default_rng([seed, 1])
+    chosen = [rng.choice(rows, size=min(per_label, rows.size), replace=False)
+              for rows in (np.flatnonzero(labels == label) for label in np.unique(labels))]
+    return rest.select(np.sort(np.concatenate(chosen)).tolist())
 
 
 # --------------------------------------------------------------------------- plain point files (csp, location-prior)

@@ -4,7 +4,8 @@ by Accelerate) and `gather_for_metrics` joins the shards, dropping the rows repe
 - geolocation (contrastgeo, classifier): `model.predict_scores` over the label set; the predicted place is the
   argmax, its coordinates are scored against the post's own coordinates with
   `contrastgeo.metrics.compute_geolocation_metrics` (top1, top5, macro_acc, acc@{1,25,161,200,750,2500}km, mean_km,
-  median_km).
+  median_km), and the expected calibration error of the top-1 probability with the model's temperature (`ece`) and
+  with temperature 1 (`ece_uncalibrated`).
 - csp: the CSP loss terms on held-out rows and location-to-content retrieval accuracy within evaluation batches.
 - location-prior: top-1 / top-5 accuracy of ranking the classes by the prior alone.
 """
@@ -14,7 +15,7 @@ import contextlib
 import numpy as np
 import torch
 
-from contrastgeo.metrics import compute_geolocation_metrics
+from contrastgeo.metrics import compute_geolocation_metrics, expected_calibration_error
 
 
 @contextlib.contextmanager
@@ -43,20 +44,30 @@ def evaluate_geolocation(accelerator, model, eval_dataloader, evaluation: dict, 
     top_k = min(5, len(places))
 
     def score_batch(indices):
-        probabilities, _ = unwrapped.predict_scores([texts[i] for i in indices.tolist()], batch_size=batch_size)
-        return probabilities.topk(top_k, dim=-1).indices
+        # A fixed query set may hold a blank post (umass-global's has one): it is scored, not dropped.
+        logits, _ = unwrapped.predict_logits([texts[i] for i in indices.tolist()], batch_size=batch_size,
+                                             allow_blank=True)
+        return logits
 
     with preserved_rng(accelerator):
-        indices, ranked = _gathered_rows(accelerator, eval_dataloader, score_batch)
-    ranked = ranked.numpy()
+        indices, logits = _gathered_rows(accelerator, eval_dataloader, score_batch)
+    ranked = logits.topk(top_k, dim=-1).indices.numpy()
     predicted = ranked[:, 0]
+    references = evaluation["label"][indices]
     place_latitudes = np.array([place["latitude"] for place in places])
     place_longitudes = np.array([place["longitude"] for place in places])
-    return compute_geolocation_metrics(
+    metrics = compute_geolocation_metrics(
         place_latitudes[predicted], place_longitudes[predicted],
         evaluation["latitude"][indices], evaluation["longitude"][indices],
-        predictions=predicted, references=evaluation["label"][indices], top_k_predictions=ranked,
+        predictions=predicted, references=references, top_k_predictions=ranked,
     )
+    temperature = unwrapped.config.probability_temperature
+    correct = predicted == references
+    for key, scale in (("ece", temperature), ("ece_uncalibrated", 1.0)):
+        confidences = (logits / scale).softmax(-1).max(-1).values.numpy()
+        metrics[key] = expected_calibration_error(confidences, correct)
+    metrics["probability_temperature"] = float(temperature)
+    return metrics
 
 
 def evaluate_csp(accelerator, model, eval_dataloader, latlon: torch.Tensor, content_embeds: torch.Tensor) -> dict:

@@ -237,6 +237,11 @@ def _finish(accelerator, model, eval_dataloader, run, config, args, progress, se
             for folder in save_lora_adapters(unwrapped, output_dir):
                 logger.info("saved the LoRA adapter in %s", folder)
         merge_lora(unwrapped)
+    if run.calibrate is not None:
+        # The saved model carries the temperature, so its geolocate() scores are the calibrated ones evaluated here.
+        temperature = run.calibrate(unwrapped)
+        logger.info("probability temperature fitted after training (--calibration %s): %.4g", config["calibration"],
+                    temperature)
     results = evaluate() if eval_dataloader is not None else {}
     if results:
         logger.info("evaluation: %s", results)

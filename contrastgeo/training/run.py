@@ -1,9 +1,11 @@
 """Everything a run needs before `accelerator.prepare`: data, model, optimizer, schedule, step and evaluation."""
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .batches import PostCollator, TensorRows, index_dataloader, train_dataloader
@@ -13,6 +15,10 @@ from .evaluation import evaluate_csp, evaluate_geolocation, evaluate_location_pr
 from .lora import apply_lora
 from .modeling import build_model, encode_texts, optimizer_parameter_groups, set_trainable, trainable_parts
 from .objectives import ClassifierStep, ContrastGeoStep, CSPStep, LocationPriorStep, TLMCollapseMonitor
+
+logger = logging.getLogger(__name__)
+# Calibration needs one forward pass over its posts; a temperature is one parameter, a few thousand posts fix it.
+MAX_CALIBRATION_POSTS = 4096
 
 
 @dataclass
@@ -26,6 +32,7 @@ class TrainingRun:
     eval_dataloader: torch.utils.data.DataLoader | None
     step: Callable
     evaluate: Callable
+    calibrate: Callable | None
     total_steps: int
     num_epochs: int
     steps_per_epoch: int
@@ -86,8 +93,28 @@ def _geolocation_pieces(config, args, accelerator):
         return evaluate_geolocation(accelerator, model, eval_dataloader, evaluation, data.places,
                                     config["eval_batch_size"])
 
+    calibration_posts = {"heldout": data.heldout, "support": train_rows, "none": None}[config["calibration"]]
+    if config["calibration"] == "heldout" and calibration_posts is None:
+        logger.info("--calibration heldout: no pool post is left outside the training posts (use --shots K to "
+                    "hold some out); the probability temperature stays %s", model.config.probability_temperature)
+
+    def calibrate(unwrapped_model):
+        return fit_temperature(unwrapped_model, calibration_posts, config["seed"], config["eval_batch_size"])
+
+    calibrate_or_none = None if calibration_posts is None else calibrate
     num_eval = 0 if evaluation is None else len(evaluation["text"])
-    return model, train_rows, collate, step, evaluate, num_eval, data.description
+    return model, train_rows, collate, step, evaluate, calibrate_or_none, num_eval, data.description
+
+
+def fit_temperature(model, posts, seed, batch_size, max_posts=MAX_CALIBRATION_POSTS):
+    """Fit the model's probability temperature on `posts` (text, label; at most `max_posts`, drawn with `seed`).
+
+    Every process fits on the same posts, so they all end with the same temperature."""
+    positions = np.arange(len(posts))
+    if len(positions) > max_posts:
+        positions = np.sort(np.random.default_rng(seed).choice(positions, size=max_posts, replace=False))
+    subset = posts.select(positions.tolist())
+    return model.fit_probability_temperature(subset["text"], subset["label"], batch_size=batch_size)
 
 
 def _csp_pieces(config, args, accelerator):
@@ -104,7 +131,7 @@ def _csp_pieces(config, args, accelerator):
     def evaluate(accelerator, model, eval_dataloader):
         return evaluate_csp(accelerator, model, eval_dataloader, eval_latlon, eval_content)
 
-    return model, train_rows, None, CSPStep(), evaluate, num_eval, data.description
+    return model, train_rows, None, CSPStep(), evaluate, None, num_eval, data.description
 
 
 def _location_prior_pieces(config, args, accelerator):
@@ -118,7 +145,7 @@ def _location_prior_pieces(config, args, accelerator):
     def evaluate(accelerator, model, eval_dataloader):
         return evaluate_location_prior(accelerator, model, eval_dataloader, eval_latlon, data.eval_labels)
 
-    return model, train_rows, None, LocationPriorStep(), evaluate, num_eval, data.description
+    return model, train_rows, None, LocationPriorStep(), evaluate, None, num_eval, data.description
 
 
 def build_run(config: dict, args, accelerator) -> TrainingRun:
@@ -130,7 +157,7 @@ def build_run(config: dict, args, accelerator) -> TrainingRun:
         pieces = _csp_pieces(config, args, accelerator)
     else:
         pieces = _location_prior_pieces(config, args, accelerator)
-    model, train_rows, collate, step, evaluate, num_eval, description = pieces
+    model, train_rows, collate, step, evaluate, calibrate, num_eval, description = pieces
     set_trainable(model, trainable_parts(model, objective))
     if config["lora"]:
         apply_lora(model, config["lora_rank"], config["lora_alpha"], config["lora_dropout"],
@@ -146,6 +173,6 @@ def build_run(config: dict, args, accelerator) -> TrainingRun:
         model=model, optimizer=optimizer, lr_scheduler=lr_scheduler,
         train_dataloader=train_dataloader(train_rows, config["batch_size"], config["seed"], collate),
         eval_dataloader=index_dataloader(num_eval, config["eval_batch_size"]) if num_eval else None,
-        step=step, evaluate=evaluate, total_steps=total_steps, num_epochs=num_epochs, steps_per_epoch=per_epoch,
+        step=step, evaluate=evaluate, calibrate=calibrate, total_steps=total_steps, num_epochs=num_epochs, steps_per_epoch=per_epoch,
         data_description=description, tlm_monitor=TLMCollapseMonitor(warmup_steps),
     )
