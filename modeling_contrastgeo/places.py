@@ -64,21 +64,44 @@ def _rows_of_table(places) -> list[Mapping]:
     return list(places)
 
 
+class ResolvedGallery(list):
+    """A validated gallery that knows its fingerprint (resolved from a spec string once per process)."""
+
+    fingerprint: str
+
+
+_RESOLVED_SPECS: dict[str, ResolvedGallery] = {}
+
+
+def _resolve_spec(places: str) -> ResolvedGallery:
+    """The gallery of a spec string, validated and fingerprinted on first use: a one-post `geolocate` over the
+    34k worldwide GeoNames places then costs the post's forward pass, not a re-validation of every place."""
+    spec = places.strip()
+    if not (spec == "geonames" or spec.startswith("geonames:")):
+        raise ValueError(
+            f"places={places!r}: a string must be 'geonames' or 'geonames:CC' (ISO country code); "
+            "for a file of places, load it first (e.g. pandas.read_csv) and pass the table"
+        )
+    if spec not in _RESOLVED_SPECS:
+        from .gazetteer import resolve_places_spec
+
+        places_list = normalize_places(resolve_places_spec(spec))
+        gallery = ResolvedGallery(places_list)
+        gallery.fingerprint = places_fingerprint(places_list)
+        _RESOLVED_SPECS[spec] = gallery
+    cached = _RESOLVED_SPECS[spec]
+    # A new list each call, so a caller that edits its gallery cannot edit the cache.
+    resolved = ResolvedGallery(dict(place) for place in cached)
+    resolved.fingerprint = cached.fingerprint
+    return resolved
+
+
 def normalize_places(places) -> list[dict]:
     """Validate a gallery and return it as a list of `{"name", "latitude", "longitude"}` dicts (extra keys kept)."""
     if places is None:
         raise ValueError("no places given")
     if isinstance(places, str):
-        spec = places.strip()
-        if spec == "geonames" or spec.startswith("geonames:"):
-            from .gazetteer import resolve_places_spec
-
-            places = resolve_places_spec(spec)
-        else:
-            raise ValueError(
-                f"places={places!r}: a string must be 'geonames' or 'geonames:CC' (ISO country code); "
-                "for a file of places, load it first (e.g. pandas.read_csv) and pass the table"
-            )
+        return _resolve_spec(places)
     rows = _rows_of_table(places)
     if not rows:
         raise ValueError("the gallery of places is empty: give at least one place")
@@ -99,6 +122,8 @@ def normalize_places(places) -> list[dict]:
 
 def places_fingerprint(places: list[dict]) -> str:
     """A content hash of a gallery (names and coordinates), used as a cache key."""
+    if isinstance(places, ResolvedGallery):
+        return places.fingerprint
     digest = hashlib.sha1()
     for place in places:
         digest.update(f"{place['name']}\x1f{place['latitude']!r}\x1f{place['longitude']!r}\x1e".encode())

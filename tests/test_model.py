@@ -267,3 +267,18 @@ def test_model_without_saved_places_asks_for_a_gallery(tiny_encoder):
     with pytest.raises(ValueError, match="no saved places"):
         model.geolocate(["Grüezi"])
     assert model.geolocate(["Grüezi"], places=SWISS_PLACES, top_k=1)[0][0]["name"]
+
+
+def test_spec_galleries_are_resolved_once_and_cannot_be_edited_through_a_result(tiny_encoder):
+    from modeling_contrastgeo.places import places_fingerprint
+
+    model = build(tiny_encoder, location_mode="coordinates")
+    first = model.resolve_places("geonames:CH")
+    name = first[0]["name"]
+    first[0]["name"] = "edited"
+    again = model.resolve_places(" geonames:CH ")
+    assert again[0]["name"] == name and again == model.resolve_places("geonames:CH")
+    # The remembered fingerprint is the gallery's content hash.
+    assert places_fingerprint(again) == places_fingerprint([dict(place) for place in again])
+    assert model.geolocate(["Grüezi"], places="geonames:CH", top_k=3) == model.geolocate(
+        ["Grüezi"], places=list(again), top_k=3)
