@@ -16,20 +16,8 @@ from transformers import pipeline
 import modeling_contrastgeo
 from modeling_contrastgeo import ContrastGeoModel
 from modeling_contrastgeo.pipeline_geolocation import GEOLOCATION_TASK, geolocation_custom_pipelines
-from tests.tiny_models import make_tiny_encoder
+from tests.tiny_models import ALPINE_PLACES as PLACES, MIDWEST_PLACES as OTHER_PLACES, make_tiny_encoder
 
-PLACES = [
-    {"name": "Zurich, Switzerland", "latitude": 47.37, "longitude": 8.54},
-    {"name": "Bern, Switzerland", "latitude": 46.95, "longitude": 7.45},
-    {"name": "Vienna, Austria", "latitude": 48.21, "longitude": 16.37},
-    {"name": "Munich, Germany", "latitude": 48.14, "longitude": 11.58},
-    {"name": "Graz, Austria", "latitude": 47.07, "longitude": 15.44},
-]
-OTHER_PLACES = [
-    {"name": "Lincoln, NE", "latitude": 40.81, "longitude": -96.68},
-    {"name": "Madison, WI", "latitude": 43.07, "longitude": -89.40},
-    {"name": "Chicago, IL", "latitude": 41.88, "longitude": -87.63},
-]
 POSTS = [
     "Grüezi mitenand, hüt gits Fondue",
     "Servus, heute in der Oper gewesen",

@@ -19,21 +19,9 @@ import torch
 from contrastgeo.cli import main
 from contrastgeo.predict import FORMATS
 from modeling_contrastgeo import ContrastGeoModel
-from tests.tiny_models import make_tiny_encoder
+from tests.tiny_models import ALPINE_PLACES as PLACES, MIDWEST_PLACES as OTHER_PLACES, make_tiny_encoder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PLACES = [
-    {"name": "Zurich, Switzerland", "latitude": 47.37, "longitude": 8.54},
-    {"name": "Bern, Switzerland", "latitude": 46.95, "longitude": 7.45},
-    {"name": "Vienna, Austria", "latitude": 48.21, "longitude": 16.37},
-    {"name": "Munich, Germany", "latitude": 48.14, "longitude": 11.58},
-    {"name": "Graz, Austria", "latitude": 47.07, "longitude": 15.44},
-]
-OTHER_PLACES = [
-    {"name": "Lincoln, NE", "latitude": 40.81, "longitude": -96.68},
-    {"name": "Madison, WI", "latitude": 43.07, "longitude": -89.40},
-    {"name": "Chicago, IL", "latitude": 41.88, "longitude": -87.63},
-]
 GOOD_POSTS = ["Grüezi mitenand, hüt gits Fondue", "Going to the Husker game tonight!", "Servus aus Wien"]
 
 

@@ -14,6 +14,20 @@ SWISS_PLACES = [
     {"name": "Luzern, Switzerland", "latitude": 47.05048, "longitude": 8.30635},
 ]
 
+# Galleries for pipeline / CLI tests: places of two continents, so that an open-world gallery differs.
+ALPINE_PLACES = [
+    {"name": "Zurich, Switzerland", "latitude": 47.37, "longitude": 8.54},
+    {"name": "Bern, Switzerland", "latitude": 46.95, "longitude": 7.45},
+    {"name": "Vienna, Austria", "latitude": 48.21, "longitude": 16.37},
+    {"name": "Munich, Germany", "latitude": 48.14, "longitude": 11.58},
+    {"name": "Graz, Austria", "latitude": 47.07, "longitude": 15.44},
+]
+MIDWEST_PLACES = [
+    {"name": "Lincoln, NE", "latitude": 40.81, "longitude": -96.68},
+    {"name": "Madison, WI", "latitude": 43.07, "longitude": -89.40},
+    {"name": "Chicago, IL", "latitude": 41.88, "longitude": -87.63},
+]
+
 
 def make_tiny_encoder(folder: Path, tokenizer_source: str) -> Path:
     """Save a randomly initialised tiny BERT (fixed seed) and a real tokenizer into `folder`."""
