@@ -6,8 +6,6 @@ is encoded once and cached (keyed by its content and by the weights' version cou
 top-k -> optional TLM re-ranking of the top candidates.
 """
 
-from collections import OrderedDict
-
 import torch
 from torch import nn
 

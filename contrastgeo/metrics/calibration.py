@@ -23,7 +23,6 @@ def expected_calibration_error(confidences, correct, num_bins: int = 15) -> floa
     if bad.size:
         raise ValueError(f"confidences[{bad[0]}] = {confidences[bad[0]]} is not a probability in [0, 1]")
     bins = np.minimum((confidences * num_bins).astype(np.int64), num_bins - 1)
-    counts = np.bincount(bins, minlength=num_bins)
     confidence_sums = np.bincount(bins, weights=confidences, minlength=num_bins)
     correct_sums = np.bincount(bins, weights=correct, minlength=num_bins)
     return float(np.abs(correct_sums - confidence_sums).sum() / confidences.size)
