@@ -22,7 +22,8 @@ import numpy as np
 
 from datasets_scripts import load_task
 from datasets_scripts.fewshot import k_shot_indices
-from datasets_scripts.user_data import load_user_dataset, read_rows, spherical_mean
+from datasets_scripts.file_rows import read_rows
+from datasets_scripts.user_data import load_user_dataset, spherical_mean
 from modeling_contrastgeo.places import check_coordinate
 
 from .defaults import TASK_SPLITS

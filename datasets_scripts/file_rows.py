@@ -1,0 +1,132 @@
+"""Reading a file of rows with line numbers: the one reader behind every user-data loader.
+
+Formats, by file extension: `.csv`, `.tsv`, `.jsonl` / `.ndjson` (each optionally `.gz`), `.parquet`.
+Files are read row by row (CSV/TSV with Python's `csv` module and double-quote quoting, as pandas writes them;
+Parquet in record batches); blank lines are not rows.
+
+Line numbers are 1-based as an editor shows them: in CSV/TSV the header is line 1, so the first data row is
+line 2 (a quoted field spanning lines is reported at the line its record starts on); in JSONL line N is the
+N-th line; in Parquet, which has no lines, it is the 1-based row number.
+"""
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+_PARQUET_BATCH_ROWS = 10_000
+
+
+def _file_format(path):
+    suffixes = [suffix.lower() for suffix in path.suffixes]
+    compressed = bool(suffixes) and suffixes[-1] == ".gz"
+    suffix = suffixes[-2] if compressed and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    file_format = _FORMATS.get(suffix)
+    if file_format is None or (compressed and file_format == "parquet"):
+        raise ValueError(f"{path}: unsupported file type; use .csv, .tsv, .jsonl, .ndjson (optionally .gz) or .parquet")
+    return file_format, compressed
+
+
+def _text_lines(path, compressed):
+    """Lines of a UTF-8 file (BOM dropped), decoded one by one so that a bad byte is reported at its line."""
+    with (gzip.open if compressed else open)(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                where = f"{path}:{line_number}"
+                raise ValueError(f"{where}: not UTF-8 text ({error.reason} at byte {error.start} of the line)") from None
+            yield line.removeprefix("\ufeff") if line_number == 1 else line
+
+
+def _delimited_rows(path, compressed, delimiter):
+    """(header, iterator of (line, values dict | None, problem | None, raw)) for CSV/TSV."""
+    lines = _text_lines(path, compressed)
+    reader = csv.reader(lines, delimiter=delimiter)
+    try:
+        header = next(reader, None)
+    except csv.Error as error:
+        raise ValueError(f"{path}:1: unreadable header line ({error})") from None
+    repeated = sorted({name for name in header if header.count(name) > 1}) if header else []
+    if not header or repeated:
+        lines.close()
+        problem = f"names column(s) {repeated} more than once" if repeated else "is missing (empty file)"
+        raise ValueError(f"{path}:1: the header line naming the columns {problem}")
+
+    def rows():
+        last_line_read = reader.line_num
+        while True:
+            line = last_line_read + 1
+            try:
+                fields = next(reader, None)
+            except csv.Error as error:
+                raise ValueError(f"{path}:{line}: unreadable {delimiter!r}-separated record ({error})") from None
+            if fields is None:
+                return
+            last_line_read = reader.line_num
+            if not fields:
+                continue
+            if len(fields) != len(header):
+                yield line, None, f"expected {len(header)} fields, found {len(fields)}", fields
+            else:
+                values = dict(zip(header, fields))
+                yield line, values, None, values
+
+    return header, rows()
+
+
+def _jsonl_rows(path, compressed):
+    """(columns: keys seen in any object line, iterator of rows) for JSONL; the file is read twice."""
+
+    def rows():
+        for line, text in enumerate(_text_lines(path, compressed), start=1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as error:
+                yield line, None, f"invalid JSON ({error.msg} at column {error.colno})", text.rstrip("\r\n")
+                continue
+            if isinstance(record, dict):
+                yield line, record, None, record
+            else:
+                yield line, None, f"expected a JSON object, got {type(record).__name__}", record
+
+    columns = {}
+    for _, record, _, _ in rows():
+        if record is not None:
+            columns.update(dict.fromkeys(record))
+    return list(columns), rows()
+
+
+def _parquet_rows(path):
+    parquet_file = pq.ParquetFile(path)
+
+    def rows():
+        line = 0
+        for batch in parquet_file.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
+            for record in batch.to_pylist():
+                line += 1
+                yield line, record, None, record
+
+    return parquet_file.schema_arrow.names, rows()
+
+
+def read_rows(path):
+    """Open a CSV / TSV / JSONL / Parquet file: (column names, iterator of (line, values | None, problem | None, raw)).
+
+    `values` is the row as {column: value} (None when the row cannot be parsed, `problem` then says why);
+    `raw` is what the file held, for the skipped-rows report.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    file_format, compressed = _file_format(path)
+    if file_format == "parquet":
+        return _parquet_rows(path)
+    if file_format == "jsonl":
+        return _jsonl_rows(path, compressed)
+    return _delimited_rows(path, compressed, "," if file_format == "csv" else "\t")
