@@ -136,6 +136,14 @@ def test_runner_resumes_and_recomputes_only_changed_cells(tmp_path, tiny_encoder
     assert (tmp_path / "results" / "RESULTS.md").read_text().count("PARTIAL") == 1
     assert len(list((tmp_path / "cache").glob("synthetic-*.safetensors"))) == 1
 
+    # --report-only rewrites the reports from results.json and runs nothing (no task is even loaded).
+    (tmp_path / "results" / "RESULTS.md").write_text("stale")
+    monkeypatch.setattr(runner_module, "load_task_data", lambda *a, **k: pytest.fail("report-only loaded a task"))
+    assert BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=methods, report_only=True)).run() == 0
+    assert (tmp_path / "results" / "RESULTS.md").read_text().startswith("# Benchmark results")
+    monkeypatch.setattr(runner_module, "load_task_data",
+                        lambda name, raw_dir=None: TaskData.from_task(name, task["data"]))
+
     calls = []
     original = runner_module.frozen_scores
     monkeypatch.setattr(runner_module, "frozen_scores", lambda *a: calls.append(a[0].name) or original(*a))

@@ -166,6 +166,8 @@ def build_parser():
                         help="recompute the selected cells even when results.json has them with the current hash")
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failing cell")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (done / to do) and stop")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite RESULTS.md and HEADLINE.md from results.json and stop (runs nothing)")
     parser.add_argument("--list-methods", action="store_true", help="print the methods and stop")
     return parser
 
@@ -304,6 +306,10 @@ class BenchmarkRunner:
     # ------------------------------------------------------------------ the run
     def run(self):
         """Run every planned cell that is not done; returns the number of failed cells."""
+        if self.options.report_only:
+            write_reports(self.store.records, self.results_dir, self.grid_cells, self.options.mode)
+            logger.info("reports rewritten in %s from %d record(s)", self.results_dir, len(self.store.records))
+            return 0
         by_task = {task: [cell for cell in self.cells if cell.task == task] for task in self.tasks}
         plans = {}
         for task, cells in by_task.items():
