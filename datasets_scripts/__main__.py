@@ -4,6 +4,7 @@
     python -m datasets_scripts build --task vardial-ch --raw-dir ../shared/data --output-dir data_cache/vardial-ch
     python -m datasets_scripts stats --task vardial-ch            # or: stats --data-dir data_cache/vardial-ch
     python -m datasets_scripts stats --all --write-readme README.md   # the five tasks' table, into the README
+    python -m datasets_scripts push --data-dir data_cache/vardial-ch --repo-id user/vardial-ch   # to the Hub
 
 `--raw-dir` defaults to $CONTRASTGEO_RAW_DIR, else ../shared/data beside the repository; `build --output-dir`
 defaults to the task cache (~/.cache/contrastgeo/tasks/<task>, or $CONTRASTGEO_CACHE_DIR/<task>), where
@@ -38,6 +39,15 @@ def _parser():
     stats.add_argument("--all", action="store_true", help="one summary row per benchmark task (the README's table)")
     stats.add_argument("--write-readme", type=Path, default=None,
                        help="with --all: write the table between the statistics markers of this README")
+    push = commands.add_parser("push", help="upload a built task (Parquet + card) as a Hub dataset repository")
+    push.add_argument("--task", choices=sorted(TASK_BUILDERS), default=None,
+                      help="a task from the task cache (built first when needed)")
+    push.add_argument("--data-dir", type=Path, default=None, help="a folder written by `build` (instead of --task)")
+    push.add_argument("--raw-dir", type=Path, default=None)
+    push.add_argument("--repo-id", required=True, help="Hub dataset repository, e.g. user/vardial-ch")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--revision", default=None, help="branch to commit to (default: main)")
+    push.add_argument("--commit-message", default=None)
     return parser
 
 
@@ -67,6 +77,8 @@ def _run(arguments):
         print(f"{arguments.task}: written to {written}")
         print(render_statistics_table(task_statistics(dataset_dict)))
         return 0
+    if arguments.command == "push":
+        return _push(arguments)
     if arguments.all:
         return _summary_statistics(arguments)
     if (arguments.task is None) == (arguments.data_dir is None):
@@ -74,6 +86,23 @@ def _run(arguments):
         return 2
     dataset_dict = load_task(arguments.task, data_dir=arguments.data_dir, raw_dir=arguments.raw_dir)
     print(render_statistics_table(task_statistics(dataset_dict)))
+    return 0
+
+
+def _push(arguments):
+    from .hub import push_dataset_folder
+
+    if (arguments.task is None) == (arguments.data_dir is None):
+        print("push: give exactly one of --task or --data-dir", file=sys.stderr)
+        return 2
+    folder = arguments.data_dir
+    if folder is None:
+        folder = default_cache_dir() / arguments.task
+        if not (folder / "README.md").is_file():
+            build_and_write_task(arguments.task, folder, arguments.raw_dir or default_raw_dir())
+    url = push_dataset_folder(folder, arguments.repo_id, private=arguments.private, revision=arguments.revision,
+                              commit_message=arguments.commit_message)
+    print(f"pushed {folder} to {url}")
     return 0
 
 

@@ -263,3 +263,19 @@ def test_write_dataset_writes_selected_rows_and_refuses_foreign_files(tmp_path):
         write_dataset(datasets.DatasetDict({"pool": task["pool"]}), places_only, card)
     with pytest.raises(ValueError, match=r"\['pool'\] have no rows"):
         write_dataset(datasets.DatasetDict({"pool": task["pool"].select([])}), tmp_path / "empty", card)
+
+
+def test_push_checks_the_folder_and_the_offline_switch_before_any_network(tmp_path, monkeypatch):
+    from datasets_scripts.__main__ import main as datasets_cli
+    from datasets_scripts.hub import push_dataset_folder
+
+    with pytest.raises(ValueError, match="not a dataset folder"):
+        push_dataset_folder(tmp_path, "user/empty")
+    folder = VENDORED_DIR / "vardial-ch"
+    with pytest.raises(ValueError, match="repo_id must look like"):
+        push_dataset_folder(folder, "a/b/c")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="HF_HUB_OFFLINE is set"):
+        push_dataset_folder(folder, "user/vardial-ch")
+    assert datasets_cli(["push", "--data-dir", str(folder), "--repo-id", "user/vardial-ch"]) == 1
+    assert datasets_cli(["push", "--repo-id", "user/vardial-ch"]) == 2
