@@ -18,13 +18,14 @@ Splits (all deterministic, nothing random about the train/test cut):
   `train_5pct` and `train_10pct` both hold exactly one photo per species here (the same photos).
 """
 
-import csv
 import hashlib
 import math
 from pathlib import Path
 
 import datasets
 import numpy as np
+
+from .file_rows import read_rows
 
 
 RAW_FOLDER = "yfcc_inat2017_geolocated"
@@ -93,42 +94,27 @@ def read_photos(path):
     path = Path(path)
     ids, species, latitudes, longitudes = [], [], [], []
     first_line_of_id = {}
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None) or []
-        wanted = (ID_COLUMN, LABEL_COLUMN, LATITUDE_COLUMN, LONGITUDE_COLUMN)
-        missing = [name for name in wanted if name not in header]
-        if missing:
-            raise ValueError(f"{path}:1: header {header} lacks column(s) {missing}")
-        positions = [header.index(name) for name in wanted]
-        last_line_read = reader.line_num
-        while True:
-            # A quoted field may span lines; report the line the record starts on.
-            line_number = last_line_read + 1
-            where = f"{path}:{line_number}"
-            try:
-                fields = next(reader, None)
-            except csv.Error as error:
-                raise ValueError(f"{where}: unreadable CSV record ({error})") from None
-            if fields is None:
-                break
-            last_line_read = reader.line_num
-            if not fields:
-                continue
-            if len(fields) != len(header):
-                raise ValueError(f"{where}: expected {len(header)} fields, found {len(fields)}")
-            photo_id, label, latitude, longitude = (fields[position].strip() for position in positions)
-            if not photo_id:
-                raise ValueError(f"{where}: empty {ID_COLUMN!r}")
-            if photo_id in first_line_of_id:
-                raise ValueError(f"{where}: {ID_COLUMN} {photo_id!r} repeats line {first_line_of_id[photo_id]}")
-            first_line_of_id[photo_id] = line_number
-            if not label:
-                raise ValueError(f"{where}: empty species label")
-            ids.append(photo_id)
-            species.append(label)
-            latitudes.append(_coordinate(latitude, "latitude", -90.0, 90.0, where))
-            longitudes.append(_coordinate(longitude, "longitude", -180.0, 180.0, where))
+    header, rows = read_rows(path)
+    wanted = (ID_COLUMN, LABEL_COLUMN, LATITUDE_COLUMN, LONGITUDE_COLUMN)
+    missing = [name for name in wanted if name not in header]
+    if missing:
+        raise ValueError(f"{path}:1: header {header} lacks column(s) {missing}")
+    for line_number, values, problem, _ in rows:
+        where = f"{path}:{line_number}"
+        if problem is not None:
+            raise ValueError(f"{where}: {problem}")
+        photo_id, label, latitude, longitude = (values[name].strip() for name in wanted)
+        if not photo_id:
+            raise ValueError(f"{where}: empty {ID_COLUMN!r}")
+        if photo_id in first_line_of_id:
+            raise ValueError(f"{where}: {ID_COLUMN} {photo_id!r} repeats line {first_line_of_id[photo_id]}")
+        first_line_of_id[photo_id] = line_number
+        if not label:
+            raise ValueError(f"{where}: empty species label")
+        ids.append(photo_id)
+        species.append(label)
+        latitudes.append(_coordinate(latitude, "latitude", -90.0, 90.0, where))
+        longitudes.append(_coordinate(longitude, "longitude", -180.0, 180.0, where))
     if not ids:
         raise ValueError(f"{path}: no photos found")
     return ids, species, latitudes, longitudes
