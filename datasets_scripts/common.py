@@ -171,20 +171,30 @@ def render_task_summary_table(statistics_by_task):
     return "\n".join(lines)
 
 
-def replace_readme_statistics(readme_text, table):
-    """`readme_text` with the text between the statistics markers replaced by `table` (the markers must exist)."""
-    begin, end = readme_text.find(README_STATS_BEGIN), readme_text.find(README_STATS_END)
+def replace_between_markers(text, begin_marker, end_marker, content):
+    """`text` with what lies between the two marker lines replaced by `content` (both markers must be there)."""
+    begin, end = text.find(begin_marker), text.find(end_marker)
     if begin < 0 or end < begin:
-        raise ValueError(f"the README has no statistics markers {README_STATS_BEGIN!r} ... {README_STATS_END!r}")
-    return readme_text[: begin + len(README_STATS_BEGIN)] + "\n" + table + "\n" + readme_text[end:]
+        raise ValueError(f"the text has no block {begin_marker!r} ... {end_marker!r}")
+    return text[: begin + len(begin_marker)] + "\n" + content + "\n" + text[end:]
+
+
+def text_between_markers(text, begin_marker, end_marker):
+    """What `replace_between_markers` put between the markers."""
+    begin, end = text.find(begin_marker), text.find(end_marker)
+    if begin < 0 or end < begin:
+        raise ValueError(f"the text has no block {begin_marker!r} ... {end_marker!r}")
+    return text[begin + len(begin_marker): end].strip("\n")
+
+
+def replace_readme_statistics(readme_text, table):
+    """`readme_text` with the task statistics block replaced by `table`."""
+    return replace_between_markers(readme_text, README_STATS_BEGIN, README_STATS_END, table)
 
 
 def readme_statistics(readme_text):
-    """The table between the statistics markers of a README (the inverse of `replace_readme_statistics`)."""
-    begin, end = readme_text.find(README_STATS_BEGIN), readme_text.find(README_STATS_END)
-    if begin < 0 or end < begin:
-        raise ValueError("the README has no statistics markers")
-    return readme_text[begin + len(README_STATS_BEGIN): end].strip("\n")
+    """The task statistics table of a README (the inverse of `replace_readme_statistics`)."""
+    return text_between_markers(readme_text, README_STATS_BEGIN, README_STATS_END)
 
 
 def _arrow_table(dataset):

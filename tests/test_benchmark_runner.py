@@ -13,9 +13,10 @@ from contrastgeo.benchmarking import methods as methods_module
 from contrastgeo.benchmarking import runner as runner_module
 from contrastgeo.benchmarking.records import (METRIC_FIELDS, ResultsStore, config_hash, exclusive_results_dir,
                                               validate_record)
-from contrastgeo.benchmarking.report import anchor_rows, render_headline, render_results
+from contrastgeo.benchmarking.report import anchor_rows, readme_headline_markers, render_headline, render_results
 from contrastgeo.benchmarking.runner import BenchmarkRunner, Cell, TaskData, build_parser, plan_cells
-from datasets_scripts.common import PLACES_FEATURES, post_features
+from datasets_scripts import REPO_ROOT
+from datasets_scripts.common import PLACES_FEATURES, post_features, text_between_markers
 
 from .tiny_models import SWISS_PLACES, make_tiny_encoder
 
@@ -209,3 +210,13 @@ def test_trained_methods_run_in_process_and_share_training(tmp_path, tiny_encode
     assert records["contrastgeo-rerank"]["train_time_s"] == records["contrastgeo"]["train_time_s"]
     assert records["contrastgeo-rerank"]["config_hash"] != records["contrastgeo"]["config_hash"]
     assert not list((tmp_path / "work" / "runs" / "synthetic").iterdir())  # models deleted after scoring
+
+
+@pytest.mark.parametrize("mode, results_dir", [("fast", "benchmarks/fast"), ("standard", "benchmarks")])
+def test_readme_headline_is_the_committed_results(mode, results_dir):
+    """The README's tables are rendered from the committed results.json, not typed in."""
+    records = ResultsStore(REPO_ROOT / results_dir / "results.json").records
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert text_between_markers(readme, *readme_headline_markers(mode)) == render_headline(records).strip("\n"), (
+        f"run: python benchmarks/run_benchmark.py --mode {mode} --report-only --write-readme README.md")
+    assert (REPO_ROOT / results_dir / "HEADLINE.md").read_text(encoding="utf-8") == render_headline(records)

@@ -275,6 +275,24 @@ def render_results(records, planned_cells, mode):
     return "\n".join(lines) + "\n"
 
 
+def readme_headline_markers(mode):
+    """The README lines that enclose the headline table of a benchmark mode."""
+    return (f"<!-- {mode} benchmark headline: written by `python benchmarks/run_benchmark.py --mode {mode} "
+            "--report-only --write-readme README.md` from its results.json -->",
+            f"<!-- end of {mode} benchmark headline -->")
+
+
+def write_readme_headline(records, readme_path, mode):
+    """Replace the README's headline block of `mode` with `render_headline(records)`."""
+    from datasets_scripts.common import replace_between_markers
+
+    readme_path = Path(readme_path)
+    text = readme_path.read_text(encoding="utf-8")
+    readme_path.write_text(replace_between_markers(text, *readme_headline_markers(mode), render_headline(records)),
+                           encoding="utf-8")
+    return readme_path
+
+
 def write_reports(records, results_dir, planned_cells, mode):
     """Write RESULTS.md and HEADLINE.md into `results_dir`; returns their paths."""
     results_dir = Path(results_dir)

@@ -33,7 +33,7 @@ from .evaluation import metrics_from_scores
 from .methods import ABLATION, ABLATION_SHOTS, METHODS, REFERENCE, frozen_scores, get_methods, \
     prompt_templates_needed
 from .records import CALIBRATION_FIELDS, METRIC_FIELDS, ResultsStore, config_hash, exclusive_results_dir, git_commit
-from .report import write_reports
+from .report import write_readme_headline, write_reports
 
 logger = logging.getLogger("contrastgeo.benchmark")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -168,6 +168,8 @@ def build_parser():
     parser.add_argument("--dry-run", action="store_true", help="print the plan (done / to do) and stop")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite RESULTS.md and HEADLINE.md from results.json and stop (runs nothing)")
+    parser.add_argument("--write-readme", metavar="README", help="also put the headline table into this README "
+                        "(between its benchmark headline markers) whenever the reports are written")
     parser.add_argument("--list-methods", action="store_true", help="print the methods and stop")
     return parser
 
@@ -256,6 +258,11 @@ class BenchmarkRunner:
             payload["trained"] = self.trained.hash_payload(method, data, cell.k, cell.seed)
         return config_hash(payload)
 
+    def write_reports(self):
+        write_reports(self.store.records, self.results_dir, self.grid_cells, self.options.mode)
+        if self.options.write_readme:
+            write_readme_headline(self.store.records, self.options.write_readme, self.options.mode)
+
     # ------------------------------------------------------------------ records
     def _record(self, cell, data, metrics, cell_hash, wall_time_s, extra=None):
         method = get_methods([cell.method])[0]
@@ -272,7 +279,7 @@ class BenchmarkRunner:
                       environment=self.environment, finished_at=datetime.datetime.now().isoformat(timespec="seconds"))
         record.update(extra or {})
         self.store.add(record)
-        write_reports(self.store.records, self.results_dir, self.grid_cells, self.options.mode)
+        self.write_reports()
         tqdm.write(f"{cell.task} {cell.method} k={cell.k} seed={cell.seed}: top-1 {100 * record['top1']:.1f}% "
                    f"median {record['median_km']:.1f} km ({wall_time_s:.1f} s)")
 
@@ -307,7 +314,7 @@ class BenchmarkRunner:
     def run(self):
         """Run every planned cell that is not done; returns the number of failed cells."""
         if self.options.report_only:
-            write_reports(self.store.records, self.results_dir, self.grid_cells, self.options.mode)
+            self.write_reports()
             logger.info("reports rewritten in %s from %d record(s)", self.results_dir, len(self.store.records))
             return 0
         by_task = {task: [cell for cell in self.cells if cell.task == task] for task in self.tasks}
@@ -323,7 +330,7 @@ class BenchmarkRunner:
                 for cell in todo:
                     print("to run:", *cell)
             return 0
-        write_reports(self.store.records, self.results_dir, self.grid_cells, self.options.mode)
+        self.write_reports()
         progress = tqdm(total=sum(len(todo) for _, _, todo in plans.values()), desc="benchmark", unit="cell")
         for task, (data, hashes, todo) in plans.items():
             kinds = {cell: get_methods([cell.method])[0].kind for cell in todo}
