@@ -245,15 +245,8 @@ class GeolocationMixin:
             raise ValueError(f"{len(texts)} posts but {labels.shape[0]} labels")
         if labels.min() < 0 or labels.max() >= len(places):
             raise ValueError(f"labels must index the {len(places)} places; got values outside [0, {len(places)})")
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.inference_mode():
-                gallery = self.gallery_embeddings(places)
-                raw_logits = self._uncalibrated_logits(texts, gallery, batch_size).cpu()
-        finally:
-            self.train(was_training)
-        raw_logits = raw_logits.clone()  # a normal tensor: inference tensors cannot enter autograd
+        raw_logits, _ = self.predict_logits(texts, places, batch_size)
+        raw_logits = raw_logits.cpu().clone()  # a normal tensor: inference tensors cannot enter autograd
         with torch.enable_grad():
             log_temperature = torch.zeros((), requires_grad=True)
             optimizer = torch.optim.LBFGS([log_temperature], lr=0.1, max_iter=200)

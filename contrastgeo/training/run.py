@@ -173,6 +173,6 @@ def build_run(config: dict, args, accelerator) -> TrainingRun:
         model=model, optimizer=optimizer, lr_scheduler=lr_scheduler,
         train_dataloader=train_dataloader(train_rows, config["batch_size"], config["seed"], collate),
         eval_dataloader=index_dataloader(num_eval, config["eval_batch_size"]) if num_eval else None,
-        step=step, evaluate=evaluate, calibrate=calibrate, total_steps=total_steps, num_epochs=num_epochs, steps_per_epoch=per_epoch,
-        data_description=description, tlm_monitor=TLMCollapseMonitor(warmup_steps),
+        step=step, evaluate=evaluate, calibrate=calibrate, total_steps=total_steps, num_epochs=num_epochs,
+        steps_per_epoch=per_epoch, data_description=description, tlm_monitor=TLMCollapseMonitor(warmup_steps),
     )
