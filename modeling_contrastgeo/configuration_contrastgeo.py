@@ -44,6 +44,9 @@ class ContrastGeoConfig(PreTrainedConfig):
         prompt_templates (`list[str]`): templates with a `{name}` slot; several are averaged (prompt ensembling).
         share_text_encoder (`bool`, defaults to `True`): encode prompts with the post encoder (else a second copy).
         max_post_length / max_prompt_length (`int`): tokenizer truncation lengths.
+        char_ngram_buckets (`int`, defaults to 0): if > 0, the post encoder adds a hashed TF-IDF bag of character
+            n-grams (that many hash buckets) to the sentence embedding (see `char_ngrams.py`); 0 turns it off.
+        char_ngram_range (`list[int]`, defaults to `[1, 5]`): smallest and largest n-gram length (within words).
         location_encoder_kind (`str`, defaults to `"sphereM"`): one of grid, theory, sphereC, sphereC+, sphereM,
             sphereM+, wrap (see `location_encoding.py`).
         location_num_scales, location_min_radius, location_max_radius, location_hidden_size,
@@ -87,6 +90,8 @@ class ContrastGeoConfig(PreTrainedConfig):
     share_text_encoder: bool = True
     max_post_length: int = 128
     max_prompt_length: int = 32
+    char_ngram_buckets: int = 0
+    char_ngram_range: list[int] = field(default_factory=lambda: [1, 5])
     location_encoder_kind: str = "sphereM"
     location_num_scales: int = 32
     location_min_radius: float | None = None
@@ -145,6 +150,12 @@ class ContrastGeoConfig(PreTrainedConfig):
             raise ValueError(f"logit_scale_init_value must be a positive number, got {self.logit_scale_init_value}")
         if not (self.probability_temperature > 0 and math.isfinite(self.probability_temperature)):
             raise ValueError(f"probability_temperature must be positive, got {self.probability_temperature}")
+        self.char_ngram_range = [int(n) for n in self.char_ngram_range]
+        if len(self.char_ngram_range) != 2 or not 1 <= self.char_ngram_range[0] <= self.char_ngram_range[1]:
+            raise ValueError(f"char_ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n, "
+                             f"got {self.char_ngram_range}")
+        if self.char_ngram_buckets != 0 and self.char_ngram_buckets < 2:
+            raise ValueError(f"char_ngram_buckets must be 0 (off) or at least 2, got {self.char_ngram_buckets}")
         if self.num_hard_negatives < 0:
             raise ValueError(f"num_hard_negatives must be >= 0, got {self.num_hard_negatives}")
         if not 0.0 <= self.label_smoothing < 1.0:

@@ -21,10 +21,17 @@ class GeolocationMixin:
 
     # ------------------------------------------------------------------ tokenization
     def tokenize_posts(self, texts, max_length=None):
-        return self.tokenizer(
-            list(texts), padding=True, truncation=True, return_tensors="pt",
+        """Model inputs of posts: the tokenizer's, plus `char_ngram_ids` / `char_ngram_weights` when the model has
+        a character n-gram channel."""
+        texts = list(texts)
+        encoded = self.tokenizer(
+            texts, padding=True, truncation=True, return_tensors="pt",
             max_length=max_length or self.config.max_post_length,
         )
+        featurizer = self.char_ngram_featurizer
+        if featurizer is not None:
+            encoded.update(featurizer(texts))
+        return encoded
 
     def prompts_for(self, names) -> list[str]:
         """Prompt texts for place names, place-major: place c, template t at index c * T + t."""
@@ -64,7 +71,7 @@ class GeolocationMixin:
             indices = order[start:start + batch_size]
             encoded = self.tokenize_posts([texts[i] for i in indices]).to(self.device)
             features = nn.functional.normalize(
-                self.get_text_features(encoded["input_ids"], encoded["attention_mask"]).float(), dim=-1
+                self.get_text_features(**encoded).float(), dim=-1
             )
             for row, index in enumerate(indices):
                 embeddings[index] = features[row]
@@ -214,8 +221,8 @@ class GeolocationMixin:
     def _reranked_top(self, texts, places, gallery, top_k, rerank_top_k):
         """ALBEF-style: contrastive top-R, then the TLM head re-scores those R (probability mass preserved)."""
         encoded = self.tokenize_posts(texts).to(self.device)
-        pooled, token_states = self._encode_tokens(self.text_model, encoded["input_ids"], encoded["attention_mask"])
-        post_embeds = nn.functional.normalize(self.text_projection(pooled).float(), dim=-1)
+        post_features, token_states = self._post_features(**encoded)
+        post_embeds = nn.functional.normalize(post_features.float(), dim=-1)
         probabilities = self._logits(post_embeds, gallery).softmax(-1)
         num_candidates = min(max(rerank_top_k, top_k), len(places))
         top_probabilities, top_indices = probabilities.topk(num_candidates, dim=-1)

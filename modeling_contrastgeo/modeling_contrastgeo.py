@@ -17,6 +17,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from .char_ngrams import CharNgramEncoder, CharNgramFeaturizer
 from .configuration_contrastgeo import ContrastGeoConfig
 from .csp_objectives import CSPObjectivesMixin, CSPOutput, LocationPriorOutput
 from .fusion import build_matching_head
@@ -69,6 +70,9 @@ class ContrastGeoPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
+        elif isinstance(module, CharNgramEncoder):
+            init.zeros_(module.bag.weight)
+            init.ones_(module.idf)
         elif isinstance(module, ContrastGeoModel):
             init.constant_(module.logit_scale, torch.log(torch.tensor(self.config.logit_scale_init_value)).item())
 
@@ -82,6 +86,9 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, ContrastGeoPreTrain
         self.text_model = self._build_text_encoder(config)
         self.text_projection = (
             nn.Linear(hidden_size, config.projection_dim, bias=False) if config.projection_dim else nn.Identity()
+        )
+        self.char_ngram_encoder = (
+            CharNgramEncoder(config.char_ngram_buckets, config.embed_dim) if config.char_ngram_buckets else None
         )
         self.location_text_model = None
         if config.uses_prompts and not config.share_text_encoder:
@@ -141,6 +148,8 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, ContrastGeoPreTrain
             places: the label set (list of `{"name", "latitude", "longitude"}` or a table), saved with the model.
             tokenizer: defaults to the encoder's own tokenizer.
             **config_kwargs: any `ContrastGeoConfig` field (location_mode, projection_dim, tlm_fusion, ...).
+
+        The model is returned in eval mode, as `from_pretrained` returns it.
         """
         from transformers import AutoConfig
 
@@ -160,7 +169,7 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, ContrastGeoPreTrain
         if model.location_text_model is not None:
             model.location_text_model.load_state_dict(pretrained_state, strict=False)
         model._tokenizer = tokenizer or AutoTokenizer.from_pretrained(encoder_name_or_path)
-        return model
+        return model.eval()  # as from_pretrained: inference until a training loop calls train()
 
     @property
     def tokenizer(self):
@@ -205,10 +214,37 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, ContrastGeoPreTrain
             pooled = (token_states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
         return pooled, token_states
 
-    def get_text_features(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+    @property
+    def char_ngram_featurizer(self) -> CharNgramFeaturizer | None:
+        """Texts -> the `char_ngram_ids` / `char_ngram_weights` inputs (None when the channel is off)."""
+        if self.char_ngram_encoder is None:
+            return None
+        return CharNgramFeaturizer(self.config.char_ngram_buckets, *self.config.char_ngram_range)
+
+    def fit_char_ngram_idf(self, texts) -> None:
+        """Fit the n-gram channel's inverse document frequencies on the training posts (before training)."""
+        if self.char_ngram_encoder is None:
+            raise ValueError("this model has no character n-gram channel (config.char_ngram_buckets is 0)")
+        featurizer = self.char_ngram_featurizer
+        self.char_ngram_encoder.fit_idf(featurizer.bucket_counts(text) for text in texts)
+
+    def _post_features(self, input_ids, attention_mask=None, token_type_ids=None, char_ngram_ids=None,
+                       char_ngram_weights=None):
+        """(B, D) projected post features (sentence embedding + n-gram bag when the model has one) and the token
+        states of the text encoder."""
+        pooled, token_states = self._encode_tokens(self.text_model, input_ids, attention_mask, token_type_ids)
+        features = self.text_projection(pooled)
+        if self.char_ngram_encoder is not None:
+            if char_ngram_ids is None or char_ngram_weights is None:
+                raise ValueError("this model has a character n-gram channel (config.char_ngram_buckets > 0): pass "
+                                 "char_ngram_ids and char_ngram_weights, as `model.tokenize_posts(texts)` returns")
+            features = features + self.char_ngram_encoder(char_ngram_ids, char_ngram_weights).to(features.dtype)
+        return features, token_states
+
+    def get_text_features(self, input_ids, attention_mask=None, token_type_ids=None, char_ngram_ids=None,
+                          char_ngram_weights=None) -> torch.Tensor:
         """(B, D) post embeddings (projected, not normalised), as CLIP's `get_text_features`."""
-        pooled, _ = self._encode_tokens(self.text_model, input_ids, attention_mask, token_type_ids)
-        return self.text_projection(pooled)
+        return self._post_features(input_ids, attention_mask, token_type_ids, char_ngram_ids, char_ngram_weights)[0]
 
     def _location_features(self, place_input_ids=None, place_attention_mask=None, place_latlon=None,
                            return_tokens=False):
@@ -263,14 +299,16 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, ContrastGeoPreTrain
     # ------------------------------------------------------------------ forward
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, place_input_ids=None,
                 place_attention_mask=None, place_latlon=None, labels=None, positive_mask=None, latlon=None,
-                content_embeds=None, objective=None, return_loss=None, return_dict=None, **kwargs):
+                content_embeds=None, objective=None, return_loss=None, return_dict=None, char_ngram_ids=None,
+                char_ngram_weights=None, **kwargs):
         """Run one objective. Keyword `**kwargs` are accepted (and ignored) so PEFT/Accelerate wrappers can pass
         extra keys; see `_forward_contrastgeo`, `_forward_csp`, `_forward_location_prior` for each objective."""
         objective = objective or "contrastgeo"
         if objective == "contrastgeo":
+            post_inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
+                           "char_ngram_ids": char_ngram_ids, "char_ngram_weights": char_ngram_weights}
             return self._forward_contrastgeo(
-                input_ids, attention_mask, token_type_ids, place_input_ids, place_attention_mask, place_latlon,
-                labels, positive_mask, return_loss,
+                post_inputs, place_input_ids, place_attention_mask, place_latlon, labels, positive_mask, return_loss,
             )
         if objective == "csp":
             return self._forward_csp(latlon, content_embeds, input_ids, attention_mask, token_type_ids, return_loss)
@@ -278,15 +316,16 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, ContrastGeoPreTrain
             return self._forward_location_prior(latlon, labels, return_loss)
         raise ValueError(f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}")
 
-    def _forward_contrastgeo(self, input_ids, attention_mask, token_type_ids, place_input_ids, place_attention_mask,
-                             place_latlon, labels, positive_mask, return_loss):
-        if input_ids is None:
+    def _forward_contrastgeo(self, post_inputs, place_input_ids, place_attention_mask, place_latlon, labels,
+                             positive_mask, return_loss):
+        if post_inputs["input_ids"] is None:
             raise ValueError("the contrastgeo objective needs input_ids (tokenized posts)")
         config = self.config
-        pooled, post_token_states = self._encode_tokens(self.text_model, input_ids, attention_mask, token_type_ids)
+        attention_mask = post_inputs["attention_mask"]
+        post_features, post_token_states = self._post_features(**post_inputs)
         if self.classifier_head is not None:
-            return self._forward_classifier(pooled, labels, return_loss)
-        post_embeds = nn.functional.normalize(self.text_projection(pooled), dim=-1)
+            return self._forward_classifier(post_features, labels, return_loss)
+        post_embeds = nn.functional.normalize(post_features, dim=-1)
         use_tlm = config.tlm_weight > 0 and config.num_hard_negatives > 0
         compute_loss = labels is not None and return_loss is not False
         location_embeds, location_token_states, location_token_mask = self._location_features(
@@ -325,8 +364,7 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, ContrastGeoPreTrain
         output.loss = loss
         return output
 
-    def _forward_classifier(self, pooled, labels, return_loss):
-        post_features = self.text_projection(pooled)
+    def _forward_classifier(self, post_features, labels, return_loss):
         logits = self.classifier_head(post_features)
         output = ContrastGeoOutput(logits_per_post=logits, post_embeds=nn.functional.normalize(post_features, dim=-1))
         if labels is not None and return_loss is not False:
@@ -362,9 +400,6 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, ContrastGeoPreTrain
             post_attention_mask=post_attention_mask, location_token_states=candidate_tokens,
             location_attention_mask=candidate_mask,
         )
-
-
-
 
 ContrastGeoModel.register_for_auto_class("AutoModel")
 

@@ -200,6 +200,20 @@ def test_classifier_run(tiny, tmp_path):
     assert "loss_tlm" not in log_history(tmp_path)[0]
 
 
+def test_char_ngram_channel_is_fitted_on_the_training_posts_and_trained(tiny, tmp_path):
+    from contrastgeo.training import parse_args
+    from contrastgeo.training.data import load_geolocation_data
+
+    results = train(geolocation_argv(tiny, tmp_path, "--model-config", "char_ngram_buckets=512"))
+    model = load_saved(tmp_path)
+    training_posts = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path))).train["text"]
+    featurizer = model.char_ngram_featurizer
+    seen = set().union(*(featurizer.bucket_counts(text) for text in training_posts))
+    assert set(torch.nonzero(model.char_ngram_encoder.idf).flatten().tolist()) == seen
+    assert model.char_ngram_encoder.bag.weight.abs().sum() > 0
+    assert reevaluated_top1(model, tiny["query"]) == pytest.approx(results["top1"])
+
+
 def test_places_file_sets_names_and_coordinates(tiny, tmp_path):
     labels = sorted(pd.read_csv(tiny["pool"])["label"].unique())
     places = pd.DataFrame({"label": labels, "name": [f"Place {i}" for i in range(len(labels))],
@@ -403,7 +417,7 @@ def test_every_trainable_parameter_gets_a_gradient(tiny, tmp_path, objective):
     model = build_model(config, places=places, class_names=["a", "b", "c"] if objective == "location-prior" else None)
     set_trainable(model, trainable_parts(model, objective))
     encoded = model.tokenize_posts(["one post", "another post here", "third", "fourth one"])
-    batch = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+    batch = {**{name: value for name, value in encoded.items() if name != "token_type_ids"},
              "labels": torch.tensor([0, 1, 2, 1]), "latlon": torch.tensor([[1.0, 2.0], [3.0, 4.0]] * 2),
              "content_embeds": torch.randn(4, model.config.embed_dim)}
     reset_accelerate_state()

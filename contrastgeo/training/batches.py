@@ -50,17 +50,28 @@ class TensorRows(Dataset):
 
 
 class PostCollator:
-    """Tokenize a list of {"text", "label"} rows into input_ids, attention_mask and labels."""
+    """Tokenize a list of {"text", "label"} rows into input_ids, attention_mask and labels, plus the character
+    n-gram inputs when the model has that channel (`char_ngram_featurizer`)."""
 
-    def __init__(self, tokenizer, max_length: int):
+    def __init__(self, tokenizer, max_length: int, char_ngram_featurizer=None):
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.char_ngram_featurizer = char_ngram_featurizer
 
     def __call__(self, rows):
-        encoded = self.tokenizer([row["text"] for row in rows], padding=True, truncation=True,
-                                 max_length=self.max_length, return_tensors="pt")
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
-                "labels": torch.tensor([row["label"] for row in rows], dtype=torch.long)}
+        texts = [row["text"] for row in rows]
+        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                                 return_tensors="pt")
+        batch = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+                 "labels": torch.tensor([row["label"] for row in rows], dtype=torch.long)}
+        if self.char_ngram_featurizer is not None:
+            batch.update(self.char_ngram_featurizer(texts))
+        return batch
+
+
+def post_inputs(batch: dict) -> dict:
+    """The model inputs of a collated batch of posts (everything but the labels)."""
+    return {name: value for name, value in batch.items() if name != "labels"}
 
 
 def train_dataloader(dataset, batch_size: int, seed: int, collate_fn=None) -> DataLoader:

@@ -80,9 +80,9 @@ def trainable_parts(model: ContrastGeoModel, objective: str) -> list[str]:
     elif objective == "location-prior":
         parts = ["location_encoder", "location_prior_head"]
     elif objective == "classifier":
-        parts = ["text_model", "text_projection", "classifier_head"]
+        parts = ["text_model", "text_projection", "char_ngram_encoder", "classifier_head"]
     else:
-        parts = ["text_model", "text_projection", "location_text_model", "location_gate"]
+        parts = ["text_model", "text_projection", "char_ngram_encoder", "location_text_model", "location_gate"]
         if config.uses_coordinates:
             parts.append("location_encoder")
         if config.learnable_logit_scale:

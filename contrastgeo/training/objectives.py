@@ -15,7 +15,7 @@ import torch
 
 from modeling_contrastgeo.losses import tlm_constant_predictor_entropy
 
-from .batches import CandidateSampler, PlaceInputs
+from .batches import CandidateSampler, PlaceInputs, post_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,7 @@ class ContrastGeoStep:
         global_labels = self.accelerator.gather(padded)
         candidates = self.candidate_sampler(global_labels[global_labels >= 0], step)
         output = model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-            labels=torch.searchsorted(candidates, labels), objective="contrastgeo",
+            **post_inputs(batch), labels=torch.searchsorted(candidates, labels), objective="contrastgeo",
             **self.place_inputs.select(candidates),
         )
         logs = {"loss": output.loss, "loss_tlc": output.loss_tlc,
@@ -55,8 +54,7 @@ class ClassifierStep:
     """Cross-entropy of the linear head over every place (location_mode='classifier')."""
 
     def __call__(self, model, batch, step: int):
-        output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       labels=batch["labels"], objective="contrastgeo")
+        output = model(**post_inputs(batch), labels=batch["labels"], objective="contrastgeo")
         return output.loss, {"loss": output.loss.detach().float()}
 
 

@@ -82,7 +82,10 @@ def _geolocation_pieces(config, args, accelerator):
     data = load_geolocation_data(args)
     model = build_model(config, places=data.places)
     train_rows = data.train
-    collate = PostCollator(model.tokenizer, model.config.max_post_length)
+    if model.char_ngram_encoder is not None:
+        # The IDF comes from the posts the model trains on, as a TF-IDF vectorizer's from its training texts.
+        model.fit_char_ngram_idf(train_rows["text"])
+    collate = PostCollator(model.tokenizer, model.config.max_post_length, model.char_ngram_featurizer)
     if config["objective"] == "classifier":
         step = ClassifierStep()
     else:

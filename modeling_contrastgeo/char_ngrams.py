@@ -1,0 +1,96 @@
+"""A character n-gram channel for the post encoder: a hashed, TF-IDF weighted bag of n-grams added to the
+sentence embedding.
+
+Why: sub-word sentence encoders such as MiniLM barely see dialect spelling (Swiss German, ekavian vs ijekavian),
+while character n-grams do: a TF-IDF + logistic regression over them is the classic strong baseline of dialect
+geolocation. The bag is a linear map of TF-IDF features into the embedding space, so the contrastive loss trains it
+as a multinomial logistic regression whose class vectors are the place embeddings.
+
+- Featurising (`CharNgramFeaturizer`, plain Python, deterministic across processes and sessions): words are
+  lower-cased and padded with a space, as scikit-learn's `char_wb` analyzer; each n-gram is hashed (CRC-32) into
+  `num_buckets - 1` buckets (bucket 0 pads); the weight of a bucket is the sublinear term frequency 1 + log(count).
+- Encoding (`CharNgramEncoder`): weights times the inverse document frequency of each bucket, L2-normalised per
+  post, then an `EmbeddingBag` sum. The IDF is a buffer fitted on the training posts (`fit_idf`); buckets never seen
+  there get weight 0, like n-grams outside a TF-IDF vocabulary. The table starts at zero, so an untrained channel
+  leaves the sentence embedding unchanged.
+"""
+
+import math
+import zlib
+from collections import Counter
+
+import torch
+from torch import nn
+
+
+class CharNgramFeaturizer:
+    """Texts -> `char_ngram_ids` (B, L) long and `char_ngram_weights` (B, L) float, zero-padded."""
+
+    def __init__(self, num_buckets: int, min_n: int, max_n: int):
+        if num_buckets < 2:
+            raise ValueError(f"char_ngram_buckets must be at least 2 (bucket 0 pads), got {num_buckets}")
+        if not 1 <= min_n <= max_n:
+            raise ValueError(f"char n-gram range must satisfy 1 <= min <= max, got [{min_n}, {max_n}]")
+        self.num_buckets = num_buckets
+        self.min_n = min_n
+        self.max_n = max_n
+
+    def bucket_counts(self, text: str) -> Counter:
+        """Count of each bucket id in one text."""
+        counts = Counter()
+        for word in text.lower().split():
+            padded = f" {word} "
+            for n in range(self.min_n, min(self.max_n, len(padded)) + 1):
+                for start in range(len(padded) - n + 1):
+                    gram = padded[start:start + n]
+                    if gram.strip():
+                        counts[zlib.crc32(gram.encode("utf-8")) % (self.num_buckets - 1) + 1] += 1
+        return counts
+
+    def __call__(self, texts) -> dict:
+        bags = [self.bucket_counts(text) for text in texts]
+        length = max([len(bag) for bag in bags] + [1])
+        ids = torch.zeros(len(bags), length, dtype=torch.long)
+        weights = torch.zeros(len(bags), length, dtype=torch.float32)
+        for row, bag in enumerate(bags):
+            if bag:
+                buckets = sorted(bag)
+                ids[row, :len(buckets)] = torch.tensor(buckets)
+                weights[row, :len(buckets)] = torch.tensor([1.0 + math.log(bag[b]) for b in buckets])
+        return {"char_ngram_ids": ids, "char_ngram_weights": weights}
+
+
+class CharNgramEncoder(nn.Module):
+    """(B, L) bucket ids and term weights -> (B, output_dim) embedding of the post's n-gram bag."""
+
+    def __init__(self, num_buckets: int, output_dim: int):
+        super().__init__()
+        self.bag = nn.EmbeddingBag(num_buckets, output_dim, mode="sum", padding_idx=0)
+        self.register_buffer("idf", torch.ones(num_buckets))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.bag.weight.zero_()
+            self.idf.fill_(1.0)
+
+    @torch.no_grad()
+    def fit_idf(self, bucket_counts) -> None:
+        """Smoothed IDF, log((1 + N) / (1 + df)) + 1 as scikit-learn's, from one `Counter` per training post;
+        buckets absent from every post get 0 (they are ignored, as out-of-vocabulary n-grams)."""
+        bucket_counts = list(bucket_counts)
+        document_frequency = torch.zeros_like(self.idf)
+        for counts in bucket_counts:
+            if counts:
+                document_frequency[torch.tensor(list(counts), device=self.idf.device)] += 1
+        num_posts = len(bucket_counts)
+        idf = torch.log((1.0 + num_posts) / (1.0 + document_frequency)) + 1.0
+        self.idf.copy_(torch.where(document_frequency > 0, idf, torch.zeros_like(idf)))
+
+    def forward(self, char_ngram_ids: torch.Tensor, char_ngram_weights: torch.Tensor) -> torch.Tensor:
+        weights = char_ngram_weights.to(self.idf.dtype) * self.idf[char_ngram_ids]
+        weights = weights / weights.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return self.bag(char_ngram_ids, per_sample_weights=weights.to(self.bag.weight.dtype))
+
+
+__all__ = ["CharNgramEncoder", "CharNgramFeaturizer"]

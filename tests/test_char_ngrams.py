@@ -1,0 +1,119 @@
+"""The character n-gram channel of the post encoder: featurising, TF-IDF weights, the model and train.py paths."""
+
+import json
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_contrastgeo import ContrastGeoModel
+from modeling_contrastgeo.char_ngrams import CharNgramEncoder, CharNgramFeaturizer
+from tests.tiny_models import SWISS_PLACES, make_tiny_encoder
+
+POSTS = ["Grüezi mitenand, hüt gö mer id Badi", "Basler Fasnacht isch s Beschte", "Bärn isch schön", "Lozärn!"]
+# Large enough that the few n-grams of these posts do not collide.
+NO_COLLISION_BUCKETS = 2 ** 30
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory, minilm_path):
+    return str(make_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"), minilm_path))
+
+
+def build(tiny_encoder, **config_kwargs):
+    torch.manual_seed(0)
+    config_kwargs = {"projection_dim": 16, "num_hard_negatives": 2, **config_kwargs}
+    return ContrastGeoModel.from_text_encoder(tiny_encoder, places=SWISS_PLACES, **config_kwargs)
+
+
+def test_featurizer_counts_word_bounded_ngrams_with_sublinear_weights():
+    featurizer = CharNgramFeaturizer(NO_COLLISION_BUCKETS, 1, 2)
+    # " ab " -> a, b, " a", ab, "b "; the second word repeats every one of them.
+    assert sorted(featurizer.bucket_counts("Ab ab").values()) == [2, 2, 2, 2, 2]
+    inputs = featurizer(["Ab ab", "x", "   "])
+    assert inputs["char_ngram_ids"].shape == inputs["char_ngram_weights"].shape == (3, 5)
+    assert torch.allclose(inputs["char_ngram_weights"][0], torch.full((5,), 1 + np.log(2), dtype=torch.float32))
+    assert (inputs["char_ngram_ids"][1] > 0).sum() == 3  # x, " x", "x "
+    assert inputs["char_ngram_ids"][2].eq(0).all() and inputs["char_ngram_weights"][2].eq(0).all()
+    assert torch.equal(featurizer(["Ab ab"])["char_ngram_ids"], CharNgramFeaturizer(NO_COLLISION_BUCKETS, 1, 2)(
+        ["Ab ab"])["char_ngram_ids"])
+
+
+def test_bag_weights_are_scikit_learns_tfidf_rows():
+    """Same n-grams (char_wb 2-3, lower-cased), smoothed IDF, sublinear TF, L2 norm: the same weight per n-gram."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3), sublinear_tf=True)
+    expected = vectorizer.fit_transform(POSTS).toarray()
+    featurizer = CharNgramFeaturizer(NO_COLLISION_BUCKETS, 2, 3)
+    # Re-index the hashed buckets 1..V and give the bag a one-hot table: the bag of a post is then its weight vector.
+    buckets = sorted({bucket for post in POSTS for bucket in featurizer.bucket_counts(post)})
+    assert len(buckets) == expected.shape[1]
+    index = {bucket: i + 1 for i, bucket in enumerate(buckets)}
+    encoder = CharNgramEncoder(num_buckets=len(buckets) + 1, output_dim=len(buckets) + 1)
+    with torch.no_grad():
+        encoder.bag.weight.copy_(torch.eye(len(buckets) + 1))
+    encoder.fit_idf([{index[b]: c for b, c in featurizer.bucket_counts(post).items()} for post in POSTS])
+    inputs = featurizer(POSTS)
+    inputs["char_ngram_ids"] = inputs["char_ngram_ids"].apply_(lambda bucket: index.get(bucket, 0))
+    weights = encoder(**inputs).detach().numpy()
+    for column, gram in enumerate(vectorizer.get_feature_names_out()):
+        bucket = zlib.crc32(gram.encode("utf-8")) % (NO_COLLISION_BUCKETS - 1) + 1
+        np.testing.assert_allclose(weights[:, index[bucket]], expected[:, column], atol=1e-6, err_msg=repr(gram))
+
+
+def test_idf_ignores_buckets_unseen_in_training():
+    featurizer = CharNgramFeaturizer(64, 1, 3)
+    encoder = CharNgramEncoder(64, 4)
+    encoder.fit_idf([featurizer.bucket_counts("aa bb")])
+    seen = set(featurizer.bucket_counts("aa bb"))
+    assert {int(i) for i in torch.nonzero(encoder.idf).flatten()} == seen
+    with torch.no_grad():
+        encoder.bag.weight.normal_()
+    unseen_only = featurizer(["zzzqqq"])
+    if not set(unseen_only["char_ngram_ids"][0].tolist()) & seen:
+        assert encoder(**unseen_only).abs().sum() == 0
+
+
+def test_untrained_channel_leaves_the_embeddings_unchanged(tiny_encoder):
+    # No random projection: the embeddings depend on the loaded encoder weights alone.
+    plain = build(tiny_encoder, projection_dim=None)
+    with_ngrams = build(tiny_encoder, projection_dim=None, char_ngram_buckets=1024)
+    with_ngrams.fit_char_ngram_idf(POSTS)
+    torch.testing.assert_close(with_ngrams.encode_posts(POSTS), plain.encode_posts(POSTS))
+    assert with_ngrams.char_ngram_encoder.bag.weight.abs().sum() == 0
+
+
+def test_channel_trains_saves_and_changes_predictions(tiny_encoder, tmp_path):
+    model = build(tiny_encoder, char_ngram_buckets=1024)
+    model.fit_char_ngram_idf(POSTS)
+    output = model(**model.tokenize_posts(POSTS), **model.tokenize_places(SWISS_PLACES),
+                   labels=torch.tensor([0, 2, 1, 3]))
+    output.loss.backward()
+    assert model.char_ngram_encoder.bag.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        model.char_ngram_encoder.bag.weight.normal_()
+    before = model.encode_posts(POSTS)
+    model.save_pretrained(tmp_path)
+    loaded = ContrastGeoModel.from_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["char_ngram_buckets"] == 1024
+    torch.testing.assert_close(loaded.encode_posts(POSTS), before)
+    torch.testing.assert_close(loaded.char_ngram_encoder.idf, model.char_ngram_encoder.idf)
+    with torch.no_grad():
+        model.char_ngram_encoder.bag.weight.zero_()
+    assert not torch.allclose(before, model.encode_posts(POSTS))
+    assert len(loaded.geolocate(POSTS, top_k=2, rerank=True)) == len(POSTS)
+
+
+def test_model_names_missing_ngram_inputs_and_bad_settings(tiny_encoder):
+    model = build(tiny_encoder, char_ngram_buckets=1024)
+    encoded = model.tokenize_posts(POSTS)
+    with pytest.raises(ValueError, match="char_ngram_ids and char_ngram_weights"):
+        model(input_ids=encoded["input_ids"], **model.tokenize_places(SWISS_PLACES))
+    with pytest.raises(ValueError, match="no character n-gram channel"):
+        build(tiny_encoder).fit_char_ngram_idf(POSTS)
+    with pytest.raises(ValueError, match="char_ngram_range"):
+        build(tiny_encoder, char_ngram_range=[3, 2])
+    with pytest.raises(ValueError, match="char_ngram_buckets"):
+        build(tiny_encoder, char_ngram_buckets=1)
