@@ -64,16 +64,18 @@ def test_bag_weights_are_scikit_learns_tfidf_rows():
 
 
 def test_idf_ignores_buckets_unseen_in_training():
-    featurizer = CharNgramFeaturizer(64, 1, 3)
-    encoder = CharNgramEncoder(64, 4)
+    featurizer = CharNgramFeaturizer(2 ** 16, 1, 3)
+    encoder = CharNgramEncoder(2 ** 16, 4)
     encoder.fit_idf([featurizer.bucket_counts("aa bb")])
     seen = set(featurizer.bucket_counts("aa bb"))
     assert {int(i) for i in torch.nonzero(encoder.idf).flatten()} == seen
     with torch.no_grad():
         encoder.bag.weight.normal_()
-    unseen_only = featurizer(["zzzqqq"])
-    if not set(unseen_only["char_ngram_ids"][0].tolist()) & seen:
-        assert encoder(**unseen_only).abs().sum() == 0
+    unseen_only, half_seen = featurizer(["zzz qqq"]), featurizer(["zzz aa"])
+    assert not set(unseen_only["char_ngram_ids"][0].tolist()) & seen
+    assert encoder(**unseen_only).abs().sum() == 0
+    # Unseen n-grams take no share of the L2 norm: "zzz aa" embeds as "aa" alone.
+    torch.testing.assert_close(encoder(**half_seen), encoder(**featurizer(["aa"])))
 
 
 def test_untrained_channel_leaves_the_embeddings_unchanged(tiny_encoder):
