@@ -10,9 +10,12 @@ as a multinomial logistic regression whose class vectors are the place embedding
   lower-cased and padded with a space, as scikit-learn's `char_wb` analyzer; each n-gram is hashed (CRC-32) into
   `num_buckets - 1` buckets (bucket 0 pads); the weight of a bucket is the sublinear term frequency 1 + log(count).
 - Encoding (`CharNgramEncoder`): weights times the inverse document frequency of each bucket, L2-normalised per
-  post, then an `EmbeddingBag` sum. The IDF is a buffer fitted on the training posts (`fit_idf`); buckets never seen
-  there get weight 0, like n-grams outside a TF-IDF vocabulary. The table starts at zero, so an untrained channel
-  leaves the sentence embedding unchanged.
+  post, then an `EmbeddingBag` sum into a `table_dim`-sized space and a linear map to the embedding size. The IDF is a
+  buffer fitted on the training posts (`fit_idf`); buckets never seen there get weight 0, like n-grams outside a
+  TF-IDF vocabulary. The table starts at zero, so an untrained channel leaves the sentence embedding unchanged.
+  The table is narrow (64 by default) because its dense AdamW update dominates the channel's cost: a 384-wide table
+  of 65,536 buckets made a training step 1.70x a classifier step instead of <= 1.5x
+  (benchmarks/RESULTS_speed_training.md); a rank of 64 still spans as many place directions as most label sets.
 """
 
 import math
@@ -63,16 +66,13 @@ class CharNgramFeaturizer:
 class CharNgramEncoder(nn.Module):
     """(B, L) bucket ids and term weights -> (B, output_dim) embedding of the post's n-gram bag."""
 
-    def __init__(self, num_buckets: int, output_dim: int):
+    def __init__(self, num_buckets: int, output_dim: int, table_dim: int = 64):
         super().__init__()
-        self.bag = nn.EmbeddingBag(num_buckets, output_dim, mode="sum", padding_idx=0)
+        self.bag = nn.EmbeddingBag(num_buckets, table_dim, mode="sum", padding_idx=0)
+        self.projection = nn.Linear(table_dim, output_dim, bias=False)
         self.register_buffer("idf", torch.ones(num_buckets))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
         with torch.no_grad():
             self.bag.weight.zero_()
-            self.idf.fill_(1.0)
 
     @torch.no_grad()
     def fit_idf(self, bucket_counts) -> None:
@@ -87,10 +87,15 @@ class CharNgramEncoder(nn.Module):
         idf = torch.log((1.0 + num_posts) / (1.0 + document_frequency)) + 1.0
         self.idf.copy_(torch.where(document_frequency > 0, idf, torch.zeros_like(idf)))
 
-    def forward(self, char_ngram_ids: torch.Tensor, char_ngram_weights: torch.Tensor) -> torch.Tensor:
+    def tfidf_weights(self, char_ngram_ids: torch.Tensor, char_ngram_weights: torch.Tensor) -> torch.Tensor:
+        """(B, L) TF-IDF weight of each bucket of each post, L2-normalised per post (0 at padding)."""
         weights = char_ngram_weights.to(self.idf.dtype) * self.idf[char_ngram_ids]
-        weights = weights / weights.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        return self.bag(char_ngram_ids, per_sample_weights=weights.to(self.bag.weight.dtype))
+        return weights / weights.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+    def forward(self, char_ngram_ids: torch.Tensor, char_ngram_weights: torch.Tensor) -> torch.Tensor:
+        weights = self.tfidf_weights(char_ngram_ids, char_ngram_weights)
+        bag = self.bag(char_ngram_ids, per_sample_weights=weights.to(self.bag.weight.dtype))
+        return self.projection(bag)
 
 
 __all__ = ["CharNgramEncoder", "CharNgramFeaturizer"]

@@ -47,6 +47,7 @@ class ContrastGeoConfig(PreTrainedConfig):
         char_ngram_buckets (`int`, defaults to 0): if > 0, the post encoder adds a hashed TF-IDF bag of character
             n-grams (that many hash buckets) to the sentence embedding (see `char_ngrams.py`); 0 turns it off.
         char_ngram_range (`list[int]`, defaults to `[1, 5]`): smallest and largest n-gram length (within words).
+        char_ngram_dim (`int`, defaults to 64): width of the n-gram table (a linear map takes it to the embedding).
         location_encoder_kind (`str`, defaults to `"sphereM"`): one of grid, theory, sphereC, sphereC+, sphereM,
             sphereM+, wrap (see `location_encoding.py`).
         location_num_scales, location_min_radius, location_max_radius, location_hidden_size,
@@ -92,6 +93,7 @@ class ContrastGeoConfig(PreTrainedConfig):
     max_prompt_length: int = 32
     char_ngram_buckets: int = 0
     char_ngram_range: list[int] = field(default_factory=lambda: [1, 5])
+    char_ngram_dim: int = 64
     location_encoder_kind: str = "sphereM"
     location_num_scales: int = 32
     location_min_radius: float | None = None
@@ -154,6 +156,8 @@ class ContrastGeoConfig(PreTrainedConfig):
         if len(self.char_ngram_range) != 2 or not 1 <= self.char_ngram_range[0] <= self.char_ngram_range[1]:
             raise ValueError(f"char_ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n, "
                              f"got {self.char_ngram_range}")
+        if self.char_ngram_dim < 1:
+            raise ValueError(f"char_ngram_dim must be positive, got {self.char_ngram_dim}")
         if self.char_ngram_buckets != 0 and self.char_ngram_buckets < 2:
             raise ValueError(f"char_ngram_buckets must be 0 (off) or at least 2, got {self.char_ngram_buckets}")
         if self.num_hard_negatives < 0:

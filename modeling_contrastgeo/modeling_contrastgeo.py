@@ -88,7 +88,8 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, ContrastGeoPreTrain
             nn.Linear(hidden_size, config.projection_dim, bias=False) if config.projection_dim else nn.Identity()
         )
         self.char_ngram_encoder = (
-            CharNgramEncoder(config.char_ngram_buckets, config.embed_dim) if config.char_ngram_buckets else None
+            CharNgramEncoder(config.char_ngram_buckets, config.embed_dim, config.char_ngram_dim)
+            if config.char_ngram_buckets else None
         )
         self.location_text_model = None
         if config.uses_prompts and not config.share_text_encoder:
