@@ -106,6 +106,7 @@ MODEL_DEFAULTS = {
         # dialect spelling. vardial-ch K=16 seed 0: 5.3% top-1 / 55 km without, 10.2% / 39 km with.
         "char_ngram_buckets": 65536,
         "char_ngram_range": [1, 5],
+        "char_ngram_dim": 64,
     },
     "classifier": {"location_mode": "classifier", "projection_dim": None, "pooling": "mean"},
     "csp": {"location_mode": "coordinates", "projection_dim": None, "pooling": "mean"},
