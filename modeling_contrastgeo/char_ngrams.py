@@ -13,8 +13,8 @@ as a multinomial logistic regression whose class vectors are the place embedding
   post, then an `EmbeddingBag` sum into a `table_dim`-sized space and a linear map to the embedding size. The IDF is a
   buffer fitted on the training posts (`fit_idf`); buckets never seen there get weight 0, like n-grams outside a
   TF-IDF vocabulary. The table starts at zero, so an untrained channel leaves the sentence embedding unchanged.
-  The table is narrow (64 by default) because its dense AdamW update dominates the channel's cost: a 384-wide table
-  of 65,536 buckets made a training step 1.70x a classifier step instead of <= 1.5x
+  The table is narrow (64 by default) because its dense AdamW update dominates the channel's cost: 384 wide, 65,536
+  buckets made a ContrastGeo training step 1.70x a classifier step, 64 wide 1.54x, as without the channel
   (benchmarks/RESULTS_speed_training.md); a rank of 64 still spans as many place directions as most label sets.
 """
 
