@@ -417,8 +417,7 @@ def test_every_trainable_parameter_gets_a_gradient(tiny, tmp_path, objective):
     model = build_model(config, places=places, class_names=["a", "b", "c"] if objective == "location-prior" else None)
     set_trainable(model, trainable_parts(model, objective))
     encoded = model.tokenize_posts(["one post", "another post here", "third", "fourth one"])
-    batch = {**{name: value for name, value in encoded.items() if name != "token_type_ids"},
-             "labels": torch.tensor([0, 1, 2, 1]), "latlon": torch.tensor([[1.0, 2.0], [3.0, 4.0]] * 2),
+    batch = {**encoded, "labels": torch.tensor([0, 1, 2, 1]), "latlon": torch.tensor([[1.0, 2.0], [3.0, 4.0]] * 2),
              "content_embeds": torch.randn(4, model.config.embed_dim)}
     reset_accelerate_state()
     step = {"contrastgeo": lambda: ContrastGeoStep(Accelerator(cpu=True), model, places, 0, 0),

@@ -50,22 +50,16 @@ class TensorRows(Dataset):
 
 
 class PostCollator:
-    """Tokenize a list of {"text", "label"} rows into input_ids, attention_mask and labels, plus the character
-    n-gram inputs when the model has that channel (`char_ngram_featurizer`)."""
+    """A list of {"text", "label"} rows -> the model inputs of the posts plus `labels`. `tokenize_posts` is the
+    model's own (`model.tokenize_posts`), so training sees exactly the inputs inference builds (tokens, and the
+    character n-grams when the model has that channel)."""
 
-    def __init__(self, tokenizer, max_length: int, char_ngram_featurizer=None):
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-        self.char_ngram_featurizer = char_ngram_featurizer
+    def __init__(self, tokenize_posts):
+        self.tokenize_posts = tokenize_posts
 
     def __call__(self, rows):
-        texts = [row["text"] for row in rows]
-        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                                 return_tensors="pt")
-        batch = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
-                 "labels": torch.tensor([row["label"] for row in rows], dtype=torch.long)}
-        if self.char_ngram_featurizer is not None:
-            batch.update(self.char_ngram_featurizer(texts))
+        batch = dict(self.tokenize_posts([row["text"] for row in rows]))
+        batch["labels"] = torch.tensor([row["label"] for row in rows], dtype=torch.long)
         return batch
 
 

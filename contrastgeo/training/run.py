@@ -85,7 +85,7 @@ def _geolocation_pieces(config, args, accelerator):
     if model.char_ngram_encoder is not None:
         # The IDF comes from the posts the model trains on, as a TF-IDF vectorizer's from its training texts.
         model.fit_char_ngram_idf(train_rows["text"])
-    collate = PostCollator(model.tokenizer, model.config.max_post_length, model.char_ngram_featurizer)
+    collate = PostCollator(model.tokenize_posts)
     if config["objective"] == "classifier":
         step = ClassifierStep()
     else:
