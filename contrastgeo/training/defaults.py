@@ -103,7 +103,8 @@ MODEL_DEFAULTS = {
         "num_hard_negatives": 6,
         "hard_negative_strategy": "multinomial",
         # A hashed TF-IDF bag of character 1-5-grams added to the sentence embedding: MiniLM's sub-words miss
-        # dialect spelling. vardial-ch K=16 seed 0: 5.3% top-1 / 55 km without, 10.3% / 41 km with.
+        # dialect spelling. vardial-ch K=16 seed 0: 5.3% top-1 / 55 km (benchmark cell before the channel existed),
+        # 10.3% / 41 km with it (benchmarks/fast).
         "char_ngram_buckets": 65536,
         "char_ngram_range": [1, 5],
         "char_ngram_dim": 64,
