@@ -229,6 +229,22 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, ContrastGeoPreTrain
         featurizer = self.char_ngram_featurizer
         self.char_ngram_encoder.fit_idf(featurizer.bucket_counts(text) for text in texts)
 
+    def init_char_ngram_from_class_centroids(self, texts, labels, scale=10.0, ridge=0.01) -> None:
+        """Start the n-gram channel as a nearest-centroid classifier of the labelled training posts, mapped onto the
+        current place embeddings (labels index `config.places`); after `fit_char_ngram_idf` (else the weights are
+        plain term frequencies), before training.
+        See `CharNgramEncoder.init_from_class_centroids`."""
+        if self.char_ngram_encoder is None:
+            raise ValueError("this model has no character n-gram channel (config.char_ngram_buckets is 0)")
+        if not self.config.places:
+            raise ValueError("the model has no places (`set_places`): the centroids are mapped onto their embeddings")
+        texts = list(texts)
+        was_training = self.training
+        place_embeds = self.eval().encode_places(self.config.places)  # without dropout, as at inference
+        self.train(was_training)
+        self.char_ngram_encoder.init_from_class_centroids(
+            **self.char_ngram_featurizer(texts), labels=labels, place_embeds=place_embeds, scale=scale, ridge=ridge)
+
     def _post_features(self, input_ids, attention_mask=None, token_type_ids=None, char_ngram_ids=None,
                        char_ngram_weights=None):
         """(B, D) projected post features (sentence embedding + n-gram bag when the model has one) and the token

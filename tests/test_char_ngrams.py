@@ -118,3 +118,65 @@ def test_model_names_missing_ngram_inputs_and_bad_settings(tiny_encoder):
         build(tiny_encoder, char_ngram_range=[3, 2])
     with pytest.raises(ValueError, match="char_ngram_buckets"):
         build(tiny_encoder, char_ngram_buckets=1)
+
+
+def _dense_tfidf(encoder, inputs):
+    """(N, num_buckets) TF-IDF rows of the featurised posts, as the encoder weighs them."""
+    weights = encoder.tfidf_weights(inputs["char_ngram_ids"], inputs["char_ngram_weights"])
+    return torch.zeros(weights.shape[0], encoder.idf.shape[0]).scatter_add_(1, inputs["char_ngram_ids"], weights)
+
+
+def test_centroid_start_gives_nearest_centroid_scores_on_the_places():
+    featurizer = CharNgramFeaturizer(2 ** 12, 1, 3)
+    labels = torch.tensor([0, 1, 0, 2])
+    place_embeds = torch.nn.functional.normalize(torch.randn(3, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+    encoder = CharNgramEncoder(2 ** 12, 8, table_dim=4)
+    encoder.fit_idf(featurizer.bucket_counts(post) for post in POSTS)
+    train = featurizer(POSTS)
+    encoder.init_from_class_centroids(**train, labels=labels, place_embeds=place_embeds, scale=5.0, ridge=0.0)
+    rows = _dense_tfidf(encoder, train)
+    centroids = torch.nn.functional.normalize(torch.stack([rows[labels == c].sum(0) for c in range(3)]), dim=-1)
+    queries = featurizer(["Bärn isch schön", "Basel Fasnacht", "nothing seen qqq"])
+    expected = 5.0 * _dense_tfidf(encoder, queries) @ centroids.t()
+    # Without ridge the lift is the exact pseudo-inverse: the channel's dot product with place c is its score.
+    torch.testing.assert_close(encoder(**queries) @ place_embeds.t(), expected, atol=1e-4, rtol=1e-4)
+    assert expected[0].argmax() == 0 and expected[1].argmax() == 1
+    assert encoder.bag.weight[:, 3].abs().sum() == 0  # rank 3: the fourth table column stays at zero
+
+
+def test_centroid_start_keeps_the_best_low_rank_part_when_places_outnumber_the_table():
+    featurizer = CharNgramFeaturizer(2 ** 12, 1, 3)
+    labels, place_embeds = torch.tensor([0, 1, 2, 3]), torch.nn.functional.normalize(
+        torch.randn(4, 8, generator=torch.Generator().manual_seed(1)), dim=-1)
+    train = featurizer(POSTS)
+
+    def channel_matrix(table_dim):
+        encoder = CharNgramEncoder(2 ** 12, 8, table_dim=table_dim)
+        encoder.fit_idf(featurizer.bucket_counts(post) for post in POSTS)
+        encoder.init_from_class_centroids(**train, labels=labels, place_embeds=place_embeds)
+        return encoder.projection.weight @ encoder.bag.weight.t()
+
+    full, rank_two = channel_matrix(4), channel_matrix(2)
+    singular_values = torch.linalg.svdvals(full)
+    assert torch.linalg.matrix_rank(rank_two, rtol=1e-4) == 2
+    # Eckart-Young: the truncation error is the dropped singular values, so it kept the two largest directions.
+    torch.testing.assert_close(torch.linalg.norm(full - rank_two) ** 2, (singular_values[2:4] ** 2).sum(),
+                               rtol=1e-3, atol=1e-6)
+
+
+def test_model_centroid_start_recognises_its_training_posts_and_names_bad_input(tiny_encoder):
+    model = build(tiny_encoder, char_ngram_buckets=1024)
+    labels = [0, 2, 1, 3]
+    model.fit_char_ngram_idf(POSTS)
+    model.init_char_ngram_from_class_centroids(POSTS, labels, scale=50.0)
+    assert not model.training  # back in the mode it was in
+    assert [p[0]["name"] for p in model.geolocate(POSTS, top_k=1)] == [SWISS_PLACES[i]["name"] for i in labels]
+    with pytest.raises(ValueError, match="one per post"):
+        model.init_char_ngram_from_class_centroids(POSTS, labels[:3])
+    with pytest.raises(ValueError, match="index the 4 places"):
+        model.init_char_ngram_from_class_centroids(POSTS, [0, 1, 2, 4])
+    training = build(tiny_encoder, char_ngram_buckets=1024).train()
+    training.init_char_ngram_from_class_centroids(POSTS, labels)
+    assert training.training
+    with pytest.raises(ValueError, match="no character n-gram channel"):
+        build(tiny_encoder).init_char_ngram_from_class_centroids(POSTS, labels)

@@ -200,13 +200,30 @@ def test_classifier_run(tiny, tmp_path):
     assert "loss_tlm" not in log_history(tmp_path)[0]
 
 
-def test_char_ngram_channel_is_fitted_on_the_training_posts_and_trained(tiny, tmp_path):
+def test_char_ngram_channel_is_fitted_on_the_training_posts_and_trained(tiny, tmp_path, monkeypatch):
     from contrastgeo.training import parse_args
     from contrastgeo.training.data import load_geolocation_data
+    from modeling_contrastgeo import ContrastGeoModel
 
+    starts = []
+    centroid_start = ContrastGeoModel.init_char_ngram_from_class_centroids
+
+    def recording_start(model, texts, labels, **kwargs):
+        starts.append((list(texts), list(labels)))
+        return centroid_start(model, texts, labels, **kwargs)
+
+    monkeypatch.setattr(ContrastGeoModel, "init_char_ngram_from_class_centroids", recording_start)
     results = train(geolocation_argv(tiny, tmp_path, "--model-config", "char_ngram_buckets=512"))
     model = load_saved(tmp_path)
-    training_posts = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path))).train["text"]
+    training_rows = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path))).train
+    training_posts = training_rows["text"]
+    assert starts == [(list(training_posts), list(training_rows["label"]))]
+    train(geolocation_argv(tiny, tmp_path / "zeros", "--model-config", "char_ngram_buckets=512",
+                           "--char-ngram-init", "zeros", "--max-train-steps", 1))
+    assert len(starts) == 1
+    with pytest.raises(ValueError, match="--char-ngram-init zeros"):
+        train(geolocation_argv(tiny, tmp_path / "classifier", "--objective", "classifier",
+                               "--model-config", "char_ngram_buckets=512", "--max-train-steps", 1))
     featurizer = model.char_ngram_featurizer
     seen = set().union(*(featurizer.bucket_counts(text) for text in training_posts))
     assert set(torch.nonzero(model.char_ngram_encoder.idf).flatten().tolist()) == seen

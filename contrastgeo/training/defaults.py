@@ -36,6 +36,10 @@ RUN_DEFAULTS = {
     # model
     "model_name_or_path": None,
     "init_location_encoder": None,
+    # Where a character n-gram channel (model config `char_ngram_buckets` > 0) starts: "centroids" (a
+    # nearest-centroid classifier of the training posts mapped onto the place embeddings; contrastgeo objective
+    # only) or "zeros" (the channel adds nothing until trained). See `CharNgramEncoder.init_from_class_centroids`.
+    "char_ngram_init": "centroids",
     # optimisation
     "seed": 0,
     "batch_size": 32,
