@@ -141,4 +141,41 @@ class CharNgramEncoder(nn.Module):
         return self.projection(bag)
 
 
-__all__ = ["CharNgramEncoder", "CharNgramFeaturizer"]
+class CharNgramChannelMixin:
+    """The model-level n-gram steps of `ContrastGeoModel` (its `char_ngram_encoder` is None when the channel is
+    off)."""
+
+    def _require_char_ngram_channel(self):
+        if self.char_ngram_encoder is None:
+            raise ValueError("this model has no character n-gram channel (config.char_ngram_buckets is 0)")
+
+    @property
+    def char_ngram_featurizer(self) -> CharNgramFeaturizer | None:
+        """Texts -> the `char_ngram_ids` / `char_ngram_weights` inputs (None when the channel is off)."""
+        if self.char_ngram_encoder is None:
+            return None
+        return CharNgramFeaturizer(self.config.char_ngram_buckets, *self.config.char_ngram_range)
+
+    def fit_char_ngram_idf(self, texts) -> None:
+        """Fit the n-gram channel's inverse document frequencies on the training posts (before training)."""
+        self._require_char_ngram_channel()
+        featurizer = self.char_ngram_featurizer
+        self.char_ngram_encoder.fit_idf(featurizer.bucket_counts(text) for text in texts)
+
+    def init_char_ngram_from_class_centroids(self, texts, labels, scale=10.0, ridge=0.01) -> None:
+        """Start the n-gram channel as a nearest-centroid classifier of the labelled training posts, mapped onto the
+        current place embeddings (labels index `config.places`); after `fit_char_ngram_idf` (else the weights are
+        plain term frequencies), before training.
+        See `CharNgramEncoder.init_from_class_centroids`."""
+        self._require_char_ngram_channel()
+        if not self.config.places:
+            raise ValueError("the model has no places (`set_places`): the centroids are mapped onto their embeddings")
+        texts = list(texts)
+        was_training = self.training
+        place_embeds = self.eval().encode_places(self.config.places)  # without dropout, as at inference
+        self.train(was_training)
+        self.char_ngram_encoder.init_from_class_centroids(
+            **self.char_ngram_featurizer(texts), labels=labels, place_embeds=place_embeds, scale=scale, ridge=ridge)
+
+
+__all__ = ["CharNgramChannelMixin", "CharNgramEncoder", "CharNgramFeaturizer"]

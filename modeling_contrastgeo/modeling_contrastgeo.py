@@ -17,7 +17,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .char_ngrams import CharNgramEncoder, CharNgramFeaturizer
+from .char_ngrams import CharNgramChannelMixin, CharNgramEncoder
 from .configuration_contrastgeo import ContrastGeoConfig
 from .csp_objectives import CSPObjectivesMixin, CSPOutput, LocationPriorOutput
 from .fusion import build_matching_head
@@ -77,7 +77,7 @@ class ContrastGeoPreTrainedModel(PreTrainedModel):
             init.constant_(module.logit_scale, torch.log(torch.tensor(self.config.logit_scale_init_value)).item())
 
 
-class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, ContrastGeoPreTrainedModel):
+class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMixin, ContrastGeoPreTrainedModel):
     """Post encoder + location encoder + TLM matching head. See the module docstring for the objectives."""
 
     def __init__(self, config: ContrastGeoConfig):
@@ -214,36 +214,6 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, ContrastGeoPreTrain
             mask = attention_mask.unsqueeze(-1).to(token_states.dtype)
             pooled = (token_states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
         return pooled, token_states
-
-    @property
-    def char_ngram_featurizer(self) -> CharNgramFeaturizer | None:
-        """Texts -> the `char_ngram_ids` / `char_ngram_weights` inputs (None when the channel is off)."""
-        if self.char_ngram_encoder is None:
-            return None
-        return CharNgramFeaturizer(self.config.char_ngram_buckets, *self.config.char_ngram_range)
-
-    def fit_char_ngram_idf(self, texts) -> None:
-        """Fit the n-gram channel's inverse document frequencies on the training posts (before training)."""
-        if self.char_ngram_encoder is None:
-            raise ValueError("this model has no character n-gram channel (config.char_ngram_buckets is 0)")
-        featurizer = self.char_ngram_featurizer
-        self.char_ngram_encoder.fit_idf(featurizer.bucket_counts(text) for text in texts)
-
-    def init_char_ngram_from_class_centroids(self, texts, labels, scale=10.0, ridge=0.01) -> None:
-        """Start the n-gram channel as a nearest-centroid classifier of the labelled training posts, mapped onto the
-        current place embeddings (labels index `config.places`); after `fit_char_ngram_idf` (else the weights are
-        plain term frequencies), before training.
-        See `CharNgramEncoder.init_from_class_centroids`."""
-        if self.char_ngram_encoder is None:
-            raise ValueError("this model has no character n-gram channel (config.char_ngram_buckets is 0)")
-        if not self.config.places:
-            raise ValueError("the model has no places (`set_places`): the centroids are mapped onto their embeddings")
-        texts = list(texts)
-        was_training = self.training
-        place_embeds = self.eval().encode_places(self.config.places)  # without dropout, as at inference
-        self.train(was_training)
-        self.char_ngram_encoder.init_from_class_centroids(
-            **self.char_ngram_featurizer(texts), labels=labels, place_embeds=place_embeds, scale=scale, ridge=ridge)
 
     def _post_features(self, input_ids, attention_mask=None, token_type_ids=None, char_ngram_ids=None,
                        char_ngram_weights=None):

@@ -123,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--init-location-encoder", help="saved model (e.g. a CSP run) whose location_encoder.* "
                        "weights initialise this model's coordinate encoder")
     model.add_argument("--char-ngram-init", choices=("centroids", "zeros"),
-                       help="start of the character n-gram channel: class centroids of the training posts mapped "
-                            "onto the place embeddings (default) or zeros")
+                       help="start of the character n-gram channel: zeros (default) or the class centroids of the "
+                            "training posts mapped onto the place embeddings (helps dialect text with a frozen "
+                            "encoder, --learning-rate 0; see defaults.py)")
     model.add_argument("--location-mode", choices=("prompt", "coordinates", "hybrid", "classifier"))
     model.add_argument("--projection-dim", type=_optional_int, help="size of the shared space, or none")
     model.add_argument("--pooling", choices=("mean", "cls"))
