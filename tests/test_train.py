@@ -217,10 +217,10 @@ def test_char_ngram_channel_is_fitted_on_the_training_posts_and_trained(tiny, tm
     model = load_saved(tmp_path)
     training_rows = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path))).train
     training_posts = training_rows["text"]
-    assert starts == []  # the default start is zeros
-    train(geolocation_argv(tiny, tmp_path / "centroids", "--model-config", "char_ngram_buckets=512",
-                           "--char-ngram-init", "centroids", "--max-train-steps", 1))
-    assert starts == [(list(training_posts), list(training_rows["label"]))]
+    assert starts == [(list(training_posts), list(training_rows["label"]))]  # the contrastgeo default
+    train(geolocation_argv(tiny, tmp_path / "zeros", "--model-config", "char_ngram_buckets=512",
+                           "--char-ngram-init", "zeros", "--max-train-steps", 1))
+    assert len(starts) == 1
     with pytest.raises(ValueError, match="--char-ngram-init zeros"):
         train(geolocation_argv(tiny, tmp_path / "classifier", "--objective", "classifier", "--char-ngram-init",
                                "centroids", "--model-config", "char_ngram_buckets=512", "--max-train-steps", 1))

@@ -67,7 +67,9 @@ def test_two_cpu_processes_match_one_process_with_the_joint_batch(tmp_path, mini
     encoder = make_tiny_encoder(tmp_path / "encoder", minilm_path)
     common = ["train.py", "--train-file", str(files["pool"]), "--eval-file", str(files["query"]), "--shots", "4",
               "--seed", "0", "--model-name-or-path", str(encoder), "--max-train-steps", "3", "--logging-steps", "1",
-              "--max-candidates", "4", "--hard-negative-strategy", "topk", "--num-hard-negatives", "2", "--cpu"]
+              "--max-candidates", "4", "--hard-negative-strategy", "topk", "--num-hard-negatives", "2", "--cpu",
+              # LoRA (the default) without adapter dropout: each process draws its own dropout masks.
+              "--lora-dropout", "0"]
     _run([sys.executable, *common, "--batch-size", str(GLOBAL_BATCH), "--output-dir", str(tmp_path / "one")])
     _run(["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
           "--main_process_port", str(_free_port()),
@@ -89,4 +91,7 @@ def test_two_cpu_processes_match_one_process_with_the_joint_batch(tmp_path, mini
     eval_one = json.loads((tmp_path / "one" / "eval_results.json").read_text())
     eval_two = json.loads((tmp_path / "two" / "eval_results.json").read_text())
     assert eval_two["num_examples"] == eval_one["num_examples"] == 24  # gather_for_metrics drops the padding
-    assert eval_two == pytest.approx(eval_one)
+    fitted = ("probability_temperature", "ece")  # an L-BFGS fit: it magnifies the float noise of the merged weights
+    assert {k: v for k, v in eval_two.items() if k not in fitted} == pytest.approx(
+        {k: v for k, v in eval_one.items() if k not in fitted})
+    assert [eval_two[k] for k in fitted] == pytest.approx([eval_one[k] for k in fitted], rel=2e-3)

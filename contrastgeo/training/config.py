@@ -168,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "others up to this many (0: every place)")
 
     lora = parser.add_argument_group("LoRA (peft) on the text encoder")
-    lora.add_argument("--lora", action="store_true", help="train LoRA adapters instead of the whole text encoder")
+    lora.add_argument("--lora", action=argparse.BooleanOptionalAction,
+                      help="train LoRA adapters instead of the whole text encoder (contrastgeo default; --no-lora "
+                           "fine-tunes it whole)")
     lora.add_argument("--lora-rank", type=_positive_int)
     lora.add_argument("--lora-alpha", type=float)
     lora.add_argument("--lora-dropout", type=float)
@@ -199,8 +201,8 @@ def _flag_actions(parser):
 
 def _coerce(action, value, where):
     """Convert a config-file value as argparse would convert the flag's text, or raise ValueError."""
-    name = action.option_strings[-1]
-    if action.const is True or action.const is False:  # store_true / store_false
+    name = next(option for option in action.option_strings if option.startswith("--"))
+    if action.const is True or action.const is False or isinstance(action, argparse.BooleanOptionalAction):
         if not isinstance(value, bool):
             raise ValueError(f"{where}: {name} must be true or false, got {value!r}")
         return value
