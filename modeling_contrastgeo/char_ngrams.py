@@ -21,7 +21,7 @@ as a multinomial logistic regression whose class vectors are the place embedding
   K=4 seeds 0-1): zero start 8.0, 7.7, 5.4, 4.0; centroid start 13.3, 12.6, 8.6, 6.8; char TF-IDF + logistic
   regression 14.2, 13.9, 9.1, 6.7.
   The table is narrow (64 by default) because its dense AdamW update dominates the channel's cost: 384 wide, 65,536
-  buckets made a ContrastGeo training step 1.70x a classifier step, 64 wide 1.54x, as without the channel
+  buckets made a fully fine-tuned ContrastGeo step 1.70x a classifier step, 64 wide 1.54x, as without the channel
   (benchmarks/RESULTS_speed_training.md); a rank of 64 still spans as many place directions as most label sets.
 """
 

@@ -62,7 +62,7 @@ RUN_DEFAULTS = {
     "gradient_accumulation_steps": 1,
     "max_grad_norm": 1.0,
     # Candidate places per contrastive step: the global batch's places + random others up to this bound. Each
-    # candidate's prompt goes through the text encoder every step; 32 keeps a ContrastGeo step within ~1.4x a
+    # candidate's prompt goes through the text encoder every step; 32 keeps a ContrastGeo step (LoRA) at ~1.2x a
     # classifier step (benchmarks/RESULTS_speed_training.md).
     "max_candidates": 32,
     # contrastgeo / classifier: after training, fit the probability temperature on "heldout" posts (pool posts not
