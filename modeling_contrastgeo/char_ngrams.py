@@ -168,14 +168,15 @@ class CharNgramChannelMixin:
         plain term frequencies), before training.
         See `CharNgramEncoder.init_from_class_centroids`."""
         self._require_char_ngram_channel()
+        if self.classifier_head is not None:
+            raise ValueError("a classifier model (location_mode='classifier') has no place embeddings to map the "
+                             "centroids onto")
         if not self.config.places:
             raise ValueError("the model has no places (`set_places`): the centroids are mapped onto their embeddings")
-        texts = list(texts)
-        was_training = self.training
-        place_embeds = self.eval().encode_places(self.config.places)  # without dropout, as at inference
-        self.train(was_training)
+        place_embeds = self.gallery_embeddings(self.config.places)  # in eval mode, as at inference
         self.char_ngram_encoder.init_from_class_centroids(
-            **self.char_ngram_featurizer(texts), labels=labels, place_embeds=place_embeds, scale=scale, ridge=ridge)
+            **self.char_ngram_featurizer(list(texts)), labels=labels, place_embeds=place_embeds, scale=scale,
+            ridge=ridge)
 
 
 __all__ = ["CharNgramChannelMixin", "CharNgramEncoder", "CharNgramFeaturizer"]

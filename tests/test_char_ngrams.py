@@ -180,3 +180,6 @@ def test_model_centroid_start_recognises_its_training_posts_and_names_bad_input(
     assert training.training
     with pytest.raises(ValueError, match="no character n-gram channel"):
         build(tiny_encoder).init_char_ngram_from_class_centroids(POSTS, labels)
+    with pytest.raises(ValueError, match="no place embeddings"):
+        build(tiny_encoder, location_mode="classifier", char_ngram_buckets=1024).init_char_ngram_from_class_centroids(
+            POSTS, labels)

@@ -31,8 +31,7 @@ DATA_MODEL_FIELDS = ("text_config", "places", "text_encoder_name_or_path", "loca
 # and saved as training_config.json). Everything else in `args` says where data and outputs live and how to run.
 HYPERPARAMETER_KEYS = (
     "objective", "seed", "shots", "model_name_or_path", "init_location_encoder", "char_ngram_init", "model_config",
-    "batch_size",
-    "eval_batch_size", "num_train_epochs", "min_train_steps", "max_train_steps", "learning_rate",
+    "batch_size", "eval_batch_size", "num_train_epochs", "min_train_steps", "max_train_steps", "learning_rate",
     "head_learning_rate", "weight_decay", "warmup_ratio", "lr_scheduler", "gradient_accumulation_steps",
     "max_grad_norm", "max_candidates", "lora", "lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules",
     "lora_learning_rate", "eval_fraction", "calibration",
@@ -123,9 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--init-location-encoder", help="saved model (e.g. a CSP run) whose location_encoder.* "
                        "weights initialise this model's coordinate encoder")
     model.add_argument("--char-ngram-init", choices=("centroids", "zeros"),
-                       help="start of the character n-gram channel: zeros (default) or the class centroids of the "
-                            "training posts mapped onto the place embeddings (helps dialect text with a frozen "
-                            "encoder, --learning-rate 0; see defaults.py)")
+                       help="start of the character n-gram channel: the class centroids of the training posts "
+                            "mapped onto the place embeddings (contrastgeo default) or zeros (see defaults.py)")
     model.add_argument("--location-mode", choices=("prompt", "coordinates", "hybrid", "classifier"))
     model.add_argument("--projection-dim", type=_optional_int, help="size of the shared space, or none")
     model.add_argument("--pooling", choices=("mean", "cls"))

@@ -43,9 +43,8 @@ RUN_DEFAULTS = {
     # (top-1 % / median km, seed 0, 2 CPU cores): with full fine-tuning the centroid start loses, vardial-ch K=16
     # 8.9 / 49 vs 10.3 / 41 (zeros) and umass-global K=16 (120 steps) 36.8 / 2584 vs 44.8 / 555 (zeros);
     # likely because the fine-tuned prompts move away from the embeddings the centroids were mapped onto. With the
-    # text encoder
-    # frozen (--learning-rate 0) it is the best vardial-ch run so far, 12.6 / 38 (K=16) and 6.3 / 41 (K=4, seed 1),
-    # but umass-global drops to 41.6 / 1188: dialect text gains, topical text loses.
+    # text encoder frozen (--no-lora --learning-rate 0): vardial-ch 12.6 / 38 (K=16) and 6.3 / 41 (K=4, seed 1), but
+    # umass-global drops to 41.6 / 1188. The contrastgeo objective starts from the centroids with LoRA (below).
     "char_ngram_init": "zeros",
     # optimisation
     "seed": 0,
