@@ -33,6 +33,11 @@ import torch
 from torch import nn
 
 
+# How `init_char_ngram_from_labels` can start the channel, and the default weight of its scores for each.
+CHANNEL_STARTS = ("logistic", "centroids")
+DEFAULT_START_SCALES = {"logistic": 1.0, "centroids": 10.0}
+
+
 class CharNgramFeaturizer:
     """Texts -> `char_ngram_ids` (B, L) long and `char_ngram_weights` (B, L) float, zero-padded."""
 
@@ -94,37 +99,81 @@ class CharNgramEncoder(nn.Module):
         idf = torch.log((1.0 + num_posts) / (1.0 + document_frequency)) + 1.0
         self.idf.copy_(torch.where(document_frequency > 0, idf, torch.zeros_like(idf)))
 
-    @torch.no_grad()
-    def init_from_class_centroids(self, char_ngram_ids, char_ngram_weights, labels, place_embeds, scale=10.0,
-                                  ridge=0.01) -> None:
-        """Set the channel to `scale * lift @ centroids`, truncated to the table's rank.
-
-        `centroids` (C, num_buckets) are the L2-normalised mean TF-IDF vectors of each label's posts (a label
-        without posts gets zeros), so `centroids @ tfidf(post)` are nearest-centroid scores; `lift` (D, C) is the
-        ridge-regularised pseudo-inverse of the place embeddings (C, D), so the dot product of `lift @ scores`
-        with place c is about scores[c]: the channel pushes a post towards the places whose n-grams it shares.
-        `scale` weighs these scores against the sentence embedding (norm ~0.7 for MiniLM), `ridge` keeps the
-        lift bounded when place embeddings are nearly collinear (prompts of nearby towns). The top `table_dim`
-        singular directions go into the table (orthonormal columns) and the linear map (scaled by the singular
-        values); the map's other columns keep their random start, the table's stay zero.
-        """
-        num_places = place_embeds.shape[0]
+    def _check_labels(self, char_ngram_ids, labels, num_classes) -> torch.Tensor:
         labels = torch.as_tensor(labels, dtype=torch.long, device=self.idf.device)
         if labels.ndim != 1 or labels.shape[0] != char_ngram_ids.shape[0]:
             raise ValueError(f"labels must be one per post: got shape {tuple(labels.shape)} for "
                              f"{char_ngram_ids.shape[0]} posts")
-        if labels.numel() and (labels.min() < 0 or labels.max() >= num_places):
-            raise ValueError(f"labels must index the {num_places} places, got values in "
+        if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(f"labels must index the {num_classes} places, got values in "
                              f"[{labels.min().item()}, {labels.max().item()}]")
+        return labels
+
+    @torch.no_grad()
+    def class_centroids(self, char_ngram_ids, char_ngram_weights, labels, num_classes) -> torch.Tensor:
+        """(C, num_buckets) L2-normalised mean TF-IDF vector of each label's posts (zeros for a label without
+        posts): `centroids @ tfidf(post)` are nearest-centroid scores."""
+        labels = self._check_labels(char_ngram_ids, labels, num_classes)
         weights = self.tfidf_weights(char_ngram_ids, char_ngram_weights)
-        centroids = torch.zeros(num_places, self.idf.shape[0], device=self.idf.device)
+        centroids = torch.zeros(num_classes, self.idf.shape[0], device=self.idf.device)
         centroids.index_put_((labels[:, None].expand_as(char_ngram_ids), char_ngram_ids), weights, accumulate=True)
         centroids[:, 0] = 0.0
-        centroids = nn.functional.normalize(centroids, dim=-1)
-        place_embeds = place_embeds.to(centroids)
+        return nn.functional.normalize(centroids, dim=-1)
+
+    def logistic_regression_weights(self, char_ngram_ids, char_ngram_weights, labels, num_classes,
+                                    inverse_regularization=10.0, max_iter=200) -> torch.Tensor:
+        """(C, num_buckets) class weights of a multinomial logistic regression on the posts' TF-IDF vectors.
+
+        The objective is scikit-learn's `LogisticRegression(C=inverse_regularization)` without the intercept (the
+        channel has none; few-shot classes are balanced): `C * sum of cross-entropies + ||W||^2 / 2`, minimised by
+        L-BFGS over the buckets the posts contain (the others stay 0: their gradient is the penalty alone).
+        """
+        labels = self._check_labels(char_ngram_ids, labels, num_classes)
+        if inverse_regularization <= 0:
+            raise ValueError(f"inverse_regularization must be positive, got {inverse_regularization}")
+        with torch.no_grad():
+            weights = self.tfidf_weights(char_ngram_ids, char_ngram_weights)
+            seen_buckets, local_ids = torch.unique(char_ngram_ids, return_inverse=True)
+            weights = torch.where(char_ngram_ids == 0, torch.zeros_like(weights), weights)
+        table = torch.zeros(seen_buckets.shape[0], num_classes, device=self.idf.device, requires_grad=True)
+        optimizer = torch.optim.LBFGS([table], max_iter=max_iter, tolerance_grad=1e-6, line_search_fn="strong_wolfe")
+        penalty = 0.5 / (inverse_regularization * max(labels.shape[0], 1))  # the objective above, divided by C * N
+
+        def closure():
+            optimizer.zero_grad()
+            logits = nn.functional.embedding_bag(local_ids, table, per_sample_weights=weights, mode="sum")
+            loss = nn.functional.cross_entropy(logits, labels) + penalty * table.pow(2).sum()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            optimizer.step(closure)
+        class_weights = torch.zeros(num_classes, self.idf.shape[0], device=self.idf.device)
+        class_weights[:, seen_buckets] = table.detach().t()
+        class_weights[:, 0] = 0.0
+        return class_weights
+
+    @torch.no_grad()
+    def init_from_class_weights(self, class_weights, place_embeds, scale=1.0, ridge=0.01) -> None:
+        """Set the channel to `scale * lift @ class_weights`, truncated to the table's rank.
+
+        `class_weights` (C, num_buckets) score a post's TF-IDF vector for each place (`class_centroids`,
+        `logistic_regression_weights`); `lift` (D, C) is the ridge-regularised pseudo-inverse of the place
+        embeddings (C, D), so the dot product of the channel's output with place c is about the post's score for c:
+        the channel pushes a post towards the places whose n-grams it shares. `scale` weighs these scores against
+        the sentence embedding (norm ~0.7 for MiniLM), `ridge` keeps the lift bounded when place embeddings are
+        nearly collinear (prompts of nearby towns). The top `table_dim` singular directions go into the table
+        (orthonormal columns) and the linear map (scaled by the singular values); the map's other columns keep
+        their random start, the table's stay zero.
+        """
+        num_places = place_embeds.shape[0]
+        if class_weights.shape != (num_places, self.idf.shape[0]):
+            raise ValueError(f"class_weights must be ({num_places} places, {self.idf.shape[0]} buckets), got "
+                             f"{tuple(class_weights.shape)}")
+        place_embeds = place_embeds.to(class_weights)
         gram = place_embeds @ place_embeds.t()
         lift = torch.linalg.solve(gram + ridge * torch.eye(num_places, device=gram.device), place_embeds).t()
-        left, singular_values, right = torch.linalg.svd(scale * lift @ centroids, full_matrices=False)
+        left, singular_values, right = torch.linalg.svd(scale * lift @ class_weights, full_matrices=False)
         rank = min(self.bag.weight.shape[1], num_places)
         self.bag.weight.zero_()
         self.bag.weight[:, :rank] = right[:rank].t().to(self.bag.weight)
@@ -162,21 +211,36 @@ class CharNgramChannelMixin:
         featurizer = self.char_ngram_featurizer
         self.char_ngram_encoder.fit_idf(featurizer.bucket_counts(text) for text in texts)
 
-    def init_char_ngram_from_class_centroids(self, texts, labels, scale=10.0, ridge=0.01) -> None:
-        """Start the n-gram channel as a nearest-centroid classifier of the labelled training posts, mapped onto the
-        current place embeddings (labels index `config.places`); after `fit_char_ngram_idf` (else the weights are
-        plain term frequencies), before training.
-        See `CharNgramEncoder.init_from_class_centroids`."""
+    def init_char_ngram_from_labels(self, texts, labels, start="logistic", scale=None, ridge=0.01,
+                                    inverse_regularization=10.0) -> None:
+        """Start the n-gram channel as a linear classifier of the labelled training posts, mapped onto the current
+        place embeddings (labels index `config.places`); after `fit_char_ngram_idf` (else the weights are plain
+        term frequencies), before training.
+
+        `start`: "logistic" (a multinomial logistic regression on the posts' TF-IDF vectors, scikit-learn's C =
+        `inverse_regularization`; default `scale` 1) or "centroids" (nearest-centroid scores; default `scale` 10,
+        as cosines are smaller than logits). See `CharNgramEncoder.init_from_class_weights`.
+        """
         self._require_char_ngram_channel()
+        if start not in CHANNEL_STARTS:
+            raise ValueError(f"start must be one of {CHANNEL_STARTS}, got {start!r}")
         if self.classifier_head is not None:
             raise ValueError("a classifier model (location_mode='classifier') has no place embeddings to map the "
-                             "centroids onto")
+                             "class weights onto")
         if not self.config.places:
-            raise ValueError("the model has no places (`set_places`): the centroids are mapped onto their embeddings")
+            raise ValueError("the model has no places (`set_places`): the class weights are mapped onto their "
+                             "embeddings")
+        encoder = self.char_ngram_encoder
+        inputs = self.char_ngram_featurizer(list(texts))
+        num_places = len(self.config.places)
+        if start == "logistic":
+            class_weights = encoder.logistic_regression_weights(**inputs, labels=labels, num_classes=num_places,
+                                                                inverse_regularization=inverse_regularization)
+        else:
+            class_weights = encoder.class_centroids(**inputs, labels=labels, num_classes=num_places)
         place_embeds = self.gallery_embeddings(self.config.places)  # in eval mode, as at inference
-        self.char_ngram_encoder.init_from_class_centroids(
-            **self.char_ngram_featurizer(list(texts)), labels=labels, place_embeds=place_embeds, scale=scale,
-            ridge=ridge)
+        encoder.init_from_class_weights(class_weights, place_embeds, scale=DEFAULT_START_SCALES[start]
+                                        if scale is None else scale, ridge=ridge)
 
 
-__all__ = ["CharNgramChannelMixin", "CharNgramEncoder", "CharNgramFeaturizer"]
+__all__ = ["CHANNEL_STARTS", "CharNgramChannelMixin", "CharNgramEncoder", "CharNgramFeaturizer"]

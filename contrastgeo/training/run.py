@@ -85,11 +85,12 @@ def _geolocation_pieces(config, args, accelerator):
     if model.char_ngram_encoder is not None:
         # The IDF comes from the posts the model trains on, as a TF-IDF vectorizer's from its training texts.
         model.fit_char_ngram_idf(train_rows["text"])
-        if config["char_ngram_init"] == "centroids":
+        if config["char_ngram_init"] != "zeros":
             if config["objective"] != "contrastgeo":
-                raise ValueError(f"--char-ngram-init centroids maps class centroids onto place embeddings, which the "
-                                 f"{config['objective']!r} objective does not have: pass --char-ngram-init zeros")
-            model.init_char_ngram_from_class_centroids(train_rows["text"], train_rows["label"])
+                raise ValueError(f"--char-ngram-init {config['char_ngram_init']} maps class weights onto place "
+                                 f"embeddings, which the {config['objective']!r} objective does not have: pass "
+                                 f"--char-ngram-init zeros")
+            model.init_char_ngram_from_labels(train_rows["text"], train_rows["label"], start=config["char_ngram_init"])
     collate = PostCollator(model.tokenize_posts)
     if config["objective"] == "classifier":
         step = ClassifierStep()
