@@ -13,13 +13,15 @@ as a multinomial logistic regression whose class vectors are the place embedding
   post, then an `EmbeddingBag` sum into a `table_dim`-sized space and a linear map to the embedding size. The IDF is a
   buffer fitted on the training posts (`fit_idf`); buckets never seen there get weight 0, like n-grams outside a
   TF-IDF vocabulary. The table starts at zero, so an untrained channel leaves the sentence embedding unchanged.
-- Starting point (`init_from_class_centroids`, before training): the channel starts as a nearest-centroid
-  classifier in TF-IDF space whose class scores are written onto the place embeddings, instead of at zero. Trained
-  from zero by AdamW, the channel memorises the rare n-grams of the shots (training loss ~0 within 100 steps, every
-  bucket's row moving at the same pace); from the centroids it starts where a linear model that generalises
-  already is. Measured with MiniLM frozen, training only the channel on vardial-ch (query top-1 %, K=16 seeds 0-1,
-  K=4 seeds 0-1): zero start 8.0, 7.7, 5.4, 4.0; centroid start 13.3, 12.6, 8.6, 6.8; char TF-IDF + logistic
-  regression 14.2, 13.9, 9.1, 6.7.
+- Starting point (`init_char_ngram_from_labels`, before training): the channel starts as a linear classifier of the
+  training posts in TF-IDF space (a multinomial logistic regression, or nearest class centroids) whose class scores
+  are written onto the place embeddings (`init_from_class_weights`), instead of at zero. Trained from zero by AdamW,
+  the channel memorises the rare n-grams of the shots (training loss ~0 within 100 steps, every bucket's row moving
+  at the same pace); from a fitted linear model it starts where a classifier that generalises already is. Measured
+  with MiniLM frozen, training only the channel on vardial-ch (query top-1 %, K=16 seeds 0-1, K=4 seeds 0-1): zero
+  start 8.0, 7.7, 5.4, 4.0; centroid start 13.3, 12.6, 8.6, 6.8; char TF-IDF + logistic regression 14.2, 13.9, 9.1,
+  6.7. In the full model before any training step (vardial-ch K=16 seed 0, top-1 % / median km): centroid start
+  10.9 / 37, logistic start 13.1 / 34.
   The table is narrow (64 by default) because its dense AdamW update dominates the channel's cost: 384 wide, 65,536
   buckets made a fully fine-tuned ContrastGeo step 1.70x a classifier step, 64 wide 1.54x, as without the channel
   (benchmarks/RESULTS_speed_training.md); a rank of 64 still spans as many place directions as most label sets.
@@ -129,6 +131,8 @@ class CharNgramEncoder(nn.Module):
         L-BFGS over the buckets the posts contain (the others stay 0: their gradient is the penalty alone).
         """
         labels = self._check_labels(char_ngram_ids, labels, num_classes)
+        if not labels.numel():
+            raise ValueError("no labelled posts to fit the logistic regression on")
         if inverse_regularization <= 0:
             raise ValueError(f"inverse_regularization must be positive, got {inverse_regularization}")
         with torch.no_grad():
@@ -136,8 +140,10 @@ class CharNgramEncoder(nn.Module):
             seen_buckets, local_ids = torch.unique(char_ngram_ids, return_inverse=True)
             weights = torch.where(char_ngram_ids == 0, torch.zeros_like(weights), weights)
         table = torch.zeros(seen_buckets.shape[0], num_classes, device=self.idf.device, requires_grad=True)
-        optimizer = torch.optim.LBFGS([table], max_iter=max_iter, tolerance_grad=1e-6, line_search_fn="strong_wolfe")
-        penalty = 0.5 / (inverse_regularization * max(labels.shape[0], 1))  # the objective above, divided by C * N
+        # A short history: each kept pair is two copies of the (buckets, classes) table.
+        optimizer = torch.optim.LBFGS([table], max_iter=max_iter, history_size=10, tolerance_grad=1e-6,
+                                      line_search_fn="strong_wolfe")
+        penalty = 0.5 / (inverse_regularization * labels.shape[0])  # the objective above, divided by C * N
 
         def closure():
             optimizer.zero_grad()

@@ -182,6 +182,8 @@ def test_logistic_regression_start_matches_scikit_learn():
     assert np.abs(reference.coef_).max() > 0.5  # a fit, not the zero start
     with pytest.raises(ValueError, match="index the 4 places"):
         encoder.logistic_regression_weights(**inputs, labels=[0, 1, 2, 3, 4, 1, 0], num_classes=4)
+    with pytest.raises(ValueError, match="no labelled posts"):
+        encoder.logistic_regression_weights(**featurizer([]), labels=[], num_classes=4)
     with pytest.raises(ValueError, match="inverse_regularization must be positive"):
         encoder.logistic_regression_weights(**inputs, labels=labels, num_classes=4, inverse_regularization=0)
     with pytest.raises(ValueError, match=r"class_weights must be \(4 places"):

@@ -122,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--init-location-encoder", help="saved model (e.g. a CSP run) whose location_encoder.* "
                        "weights initialise this model's coordinate encoder")
     model.add_argument("--char-ngram-init", choices=("logistic", "centroids", "zeros"),
-                       help="start of the character n-gram channel: the class centroids of the training posts "
-                            "mapped onto the place embeddings (contrastgeo default) or zeros (see defaults.py)")
+                       help="start of the character n-gram channel: a logistic regression on the training posts' "
+                            "TF-IDF vectors (contrastgeo default) or their class centroids, mapped onto the place "
+                            "embeddings, or zeros (see defaults.py)")
     model.add_argument("--location-mode", choices=("prompt", "coordinates", "hybrid", "classifier"))
     model.add_argument("--projection-dim", type=_optional_int, help="size of the shared space, or none")
     model.add_argument("--pooling", choices=("mean", "cls"))

@@ -4,8 +4,8 @@ Precedence when a run is resolved: these defaults < the objective's defaults (`O
 file < command-line flags. Model fields (any `ContrastGeoConfig` field) follow the same order; `MODEL_DEFAULTS`
 gives each objective's starting point.
 
-The ContrastGeo defaults: MiniLM with LoRA plus a character n-gram channel started from class centroids, prompts,
-cross-attention TLM with an MLP fusion encoder. The n-gram channel, its start and LoRA are chosen by measurements
+The ContrastGeo defaults: MiniLM with LoRA plus a character n-gram channel started from a logistic regression,
+prompts, cross-attention TLM with an MLP fusion encoder. The n-gram channel, its start and LoRA are chosen by measurements
 (below); the classifier baseline keeps the plain, fully fine-tuned encoder, as transTagger's supervised
 formulation.
 """
@@ -38,13 +38,14 @@ RUN_DEFAULTS = {
     "model_name_or_path": None,
     "init_location_encoder": None,
     # Where a character n-gram channel (model config `char_ngram_buckets` > 0) starts: "zeros" (it adds nothing until
-    # trained) or "centroids" (a nearest-centroid classifier of the training posts mapped onto the place
-    # embeddings; contrastgeo objective only; see `CharNgramEncoder.init_from_class_centroids`). Measured here
+    # trained), "logistic" or "centroids" (a logistic regression on the training posts' TF-IDF vectors, or their
+    # nearest-centroid classifier, mapped onto the place embeddings; contrastgeo objective only; see
+    # `CharNgramChannelMixin.init_char_ngram_from_labels`). Measured for the centroid start here
     # (top-1 % / median km, seed 0, 2 CPU cores): with full fine-tuning the centroid start loses, vardial-ch K=16
     # 8.9 / 49 vs 10.3 / 41 (zeros) and umass-global K=16 (120 steps) 36.8 / 2584 vs 44.8 / 555 (zeros);
     # likely because the fine-tuned prompts move away from the embeddings the centroids were mapped onto. With the
     # text encoder frozen (--no-lora --learning-rate 0): vardial-ch 12.6 / 38 (K=16) and 6.3 / 41 (K=4, seed 1), but
-    # umass-global drops to 41.6 / 1188. The contrastgeo objective starts from the centroids with LoRA (below).
+    # umass-global drops to 41.6 / 1188. The contrastgeo objective starts from a logistic regression with LoRA (below).
     "char_ngram_init": "zeros",
     # optimisation
     "seed": 0,
@@ -92,11 +93,13 @@ RUN_DEFAULTS = {
 # Differences from RUN_DEFAULTS per objective: the location objectives train a small coordinate network over a large
 # corpus (bigger batches, a few epochs, no step floor).
 OBJECTIVE_DEFAULTS = {
-    # ContrastGeo: LoRA on the text encoder, and the n-gram channel started from the class centroids. Full
-    # fine-tuning moves the prompts off the place embeddings the centroids were mapped onto; LoRA keeps the encoder
-    # close to where it started. Top-1 % / median km, one seed each (2 CPU cores): vardial-ch K=4 seed 1: 6.3 / 42
-    # (zeros + full fine-tuning, the earlier default: 4.9 / 51); umass-global K=16 seed 0, 120 steps: 44.4 / 555
-    # (earlier default 44.8 / 555). benchmarks/fast has the K=4 and K=16 grid of this default.
+    # ContrastGeo: LoRA on the text encoder, and the n-gram channel started from a logistic regression on the
+    # training posts. Full fine-tuning moves the prompts off the place embeddings the class weights were mapped onto;
+    # LoRA keeps the encoder close to where it started. Top-1 % / median km, one seed each (2 CPU cores): vardial-ch
+    # K=4 seed 1: centroid start 6.3 / 42, logistic start 6.4 / 43 (zeros + full fine-tuning, the earlier default:
+    # 4.9 / 51); K=4 seed 0: centroids 7.8 / 40, logistic 7.5 / 40; umass-global K=16 seed 0, 120 steps: centroids
+    # 44.4 / 555 (zeros + full fine-tuning 44.8 / 555). Before training, vardial-ch K=16 seed 0: logistic 13.1 / 34,
+    # centroids 10.9 / 37. benchmarks/fast has the K=4 and K=16 grid of this default.
     "contrastgeo": {"lora": True, "char_ngram_init": "logistic"},
     "classifier": {},
     "csp": {"task": "wikivoyage", "batch_size": 256, "eval_batch_size": 256, "num_train_epochs": 10,
