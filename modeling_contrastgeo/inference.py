@@ -256,7 +256,9 @@ class GeolocationMixin:
         raw_logits = raw_logits.cpu().clone()  # a normal tensor: inference tensors cannot enter autograd
         with torch.enable_grad():
             log_temperature = torch.zeros((), requires_grad=True)
-            optimizer = torch.optim.LBFGS([log_temperature], lr=0.1, max_iter=200)
+            # A line search, not a fixed step: with lr=0.1 steps the loss change fell under L-BFGS's tolerance
+            # before the optimum on a flat NLL (runs whose logits differ by float noise fitted 3.668 and 3.678).
+            optimizer = torch.optim.LBFGS([log_temperature], max_iter=200, line_search_fn="strong_wolfe")
 
             def closure():
                 optimizer.zero_grad()
