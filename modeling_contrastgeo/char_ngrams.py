@@ -128,7 +128,7 @@ class CharNgramEncoder(nn.Module):
 
         The objective is scikit-learn's `LogisticRegression(C=inverse_regularization)` without the intercept (the
         channel has none; few-shot classes are balanced): `C * sum of cross-entropies + ||W||^2 / 2`, minimised by
-        L-BFGS over the buckets the posts contain (the others stay 0: their gradient is the penalty alone).
+        L-BFGS over the buckets the posts contain (the others get 0, the penalised optimum of an unused feature).
         """
         labels = self._check_labels(char_ngram_ids, labels, num_classes)
         if not labels.numel():
@@ -138,7 +138,7 @@ class CharNgramEncoder(nn.Module):
         with torch.no_grad():
             weights = self.tfidf_weights(char_ngram_ids, char_ngram_weights)
             seen_buckets, local_ids = torch.unique(char_ngram_ids, return_inverse=True)
-            weights = torch.where(char_ngram_ids == 0, torch.zeros_like(weights), weights)
+            weights = torch.where(char_ngram_ids == 0, torch.zeros_like(weights), weights)  # as padding_idx=0
         table = torch.zeros(seen_buckets.shape[0], num_classes, device=self.idf.device, requires_grad=True)
         # A short history: each kept pair is two copies of the (buckets, classes) table.
         optimizer = torch.optim.LBFGS([table], max_iter=max_iter, history_size=10, tolerance_grad=1e-6,
