@@ -36,8 +36,8 @@ from torch import nn
 
 
 # How `init_char_ngram_from_labels` can start the channel, and the default weight of its scores for each.
-CHANNEL_STARTS = ("logistic", "centroids")
 DEFAULT_START_SCALES = {"logistic": 1.0, "centroids": 10.0}
+CHANNEL_STARTS = tuple(DEFAULT_START_SCALES)
 
 
 class CharNgramFeaturizer:
@@ -155,8 +155,7 @@ class CharNgramEncoder(nn.Module):
         with torch.enable_grad():
             optimizer.step(closure)
         class_weights = torch.zeros(num_classes, self.idf.shape[0], device=self.idf.device)
-        class_weights[:, seen_buckets] = table.detach().t()
-        class_weights[:, 0] = 0.0
+        class_weights[:, seen_buckets] = table.detach().t()  # bucket 0 (padding) has only the penalty: it stays 0
         return class_weights
 
     @torch.no_grad()

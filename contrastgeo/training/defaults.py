@@ -5,9 +5,9 @@ file < command-line flags. Model fields (any `ContrastGeoConfig` field) follow t
 gives each objective's starting point.
 
 The ContrastGeo defaults: MiniLM with LoRA plus a character n-gram channel started from a logistic regression,
-prompts, cross-attention TLM with an MLP fusion encoder. The n-gram channel, its start and LoRA are chosen by measurements
-(below); the classifier baseline keeps the plain, fully fine-tuned encoder, as transTagger's supervised
-formulation.
+prompts, cross-attention TLM with an MLP fusion encoder. The n-gram channel, its start and LoRA are chosen by
+measurements (below); the classifier baseline keeps the plain, fully fine-tuned encoder, as transTagger's
+supervised formulation.
 """
 
 OBJECTIVES = ("contrastgeo", "classifier", "csp", "location-prior")
@@ -98,8 +98,8 @@ OBJECTIVE_DEFAULTS = {
     # LoRA keeps the encoder close to where it started. Top-1 % / median km, one seed each (2 CPU cores): vardial-ch
     # K=4 seed 1: centroid start 6.3 / 42, logistic start 6.4 / 43 (zeros + full fine-tuning, the earlier default:
     # 4.9 / 51); K=4 seed 0: centroids 7.8 / 40, logistic 7.5 / 40; umass-global K=16 seed 0, 120 steps: centroids
-    # 44.4 / 555, logistic 43.3 / 695 (zeros + full fine-tuning 44.8 / 555). Before training, vardial-ch K=16 seed 0: logistic 13.1 / 34,
-    # centroids 10.9 / 37. benchmarks/fast has the K=4 and K=16 grid of this default.
+    # 44.4 / 555, logistic 43.3 / 695 (zeros + full fine-tuning 44.8 / 555). Before training, vardial-ch K=16 seed
+    # 0: logistic 13.1 / 34, centroids 10.9 / 37. benchmarks/fast has the K=4 and K=16 grid of this default.
     "contrastgeo": {"lora": True, "char_ngram_init": "logistic"},
     "classifier": {},
     "csp": {"task": "wikivoyage", "batch_size": 256, "eval_batch_size": 256, "num_train_epochs": 10,
