@@ -200,7 +200,7 @@ def test_classifier_run(tiny, tmp_path):
     assert "loss_tlm" not in log_history(tmp_path)[0]
 
 
-def test_char_ngram_channel_is_fitted_on_the_training_posts_and_trained(tiny, tmp_path, monkeypatch):
+def test_char_ngram_channel_is_fitted_on_the_training_posts_and_kept_at_its_start(tiny, tmp_path, monkeypatch):
     from contrastgeo.training import parse_args
     from contrastgeo.training.data import load_geolocation_data
     from modeling_contrastgeo import ContrastGeoModel
@@ -209,26 +209,59 @@ def test_char_ngram_channel_is_fitted_on_the_training_posts_and_trained(tiny, tm
     start_from_labels = ContrastGeoModel.init_char_ngram_from_labels
 
     def recording_start(model, texts, labels, **kwargs):
-        starts.append((list(texts), list(labels), kwargs.get("start")))
-        return start_from_labels(model, texts, labels, **kwargs)
+        start_from_labels(model, texts, labels, **kwargs)
+        starts.append((list(texts), list(labels), kwargs.get("start"), model.char_ngram_encoder.bag.weight.clone()))
 
     monkeypatch.setattr(ContrastGeoModel, "init_char_ngram_from_labels", recording_start)
-    results = train(geolocation_argv(tiny, tmp_path, "--model-config", "char_ngram_buckets=512"))
+    channel = ["--model-config", "char_ngram_buckets=512"]
+    results = train(geolocation_argv(tiny, tmp_path, *channel))
     model = load_saved(tmp_path)
     training_rows = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path))).train
     training_posts = training_rows["text"]
-    assert starts == [(list(training_posts), list(training_rows["label"]), "logistic")]  # the contrastgeo default
-    train(geolocation_argv(tiny, tmp_path / "zeros", "--model-config", "char_ngram_buckets=512",
-                           "--char-ngram-init", "zeros", "--max-train-steps", 1))
-    assert len(starts) == 1
-    with pytest.raises(ValueError, match="--char-ngram-init zeros"):
-        train(geolocation_argv(tiny, tmp_path / "classifier", "--objective", "classifier", "--char-ngram-init",
-                               "centroids", "--model-config", "char_ngram_buckets=512", "--max-train-steps", 1))
+    # The contrastgeo default: a logistic start on exactly the training posts, then frozen while the rest trains.
+    assert [start[:3] for start in starts] == [(list(training_posts), list(training_rows["label"]), "logistic")]
+    start_weights = starts[0][3]
+    assert start_weights.abs().sum() > 0 and torch.equal(model.char_ngram_encoder.bag.weight, start_weights)
+    assert reevaluated_top1(model, tiny["query"]) == pytest.approx(results["top1"])
     featurizer = model.char_ngram_featurizer
     seen = set().union(*(featurizer.bucket_counts(text) for text in training_posts))
     assert set(torch.nonzero(model.char_ngram_encoder.idf).flatten().tolist()) == seen
-    assert model.char_ngram_encoder.bag.weight.abs().sum() > 0
-    assert reevaluated_top1(model, tiny["query"]) == pytest.approx(results["top1"])
+
+    train(geolocation_argv(tiny, tmp_path / "trained", *channel, "--char-ngram-learning-rate", 0.01))
+    trained_channel = load_saved(tmp_path / "trained").char_ngram_encoder.bag.weight
+    assert not torch.allclose(trained_channel, starts[1][3])  # a rate above 0 trains it from the same start
+    train(geolocation_argv(tiny, tmp_path / "zeros", *channel, "--char-ngram-init", "zeros",
+                           "--char-ngram-learning-rate", "none", "--max-train-steps", 1))
+    assert len(starts) == 2
+    with pytest.raises(ValueError, match="would add nothing"):
+        parse_args(geolocation_argv(tiny, tmp_path / "dead", *channel, "--char-ngram-init", "zeros"))
+    with pytest.raises(ValueError, match="--char-ngram-init zeros"):
+        train(geolocation_argv(tiny, tmp_path / "classifier", "--objective", "classifier", "--char-ngram-init",
+                               "centroids", *channel, "--max-train-steps", 1))
+
+
+def test_optimizer_groups_give_each_part_its_learning_rate(tiny, tmp_path, capsys):
+    from contrastgeo.training import parse_args
+    from contrastgeo.training.config import hyperparameters
+    from contrastgeo.training.modeling import build_model, optimizer_parameter_groups, set_trainable, trainable_parts
+
+    def groups(*flags):
+        config = hyperparameters(parse_args(geolocation_argv(tiny, tmp_path, "--no-lora", "--learning-rate", 1e-5,
+                                                             "--head-learning-rate", 1e-3, *flags)))
+        model = build_model(config, places=[{"name": f"P{i}", "latitude": 1.0 * i, "longitude": 0.0}
+                                            for i in range(3)])
+        set_trainable(model, trainable_parts(model, config))
+        return {group["name"]: group["lr"] for group in optimizer_parameter_groups(model, config)}
+
+    channel = ["--model-config", "char_ngram_buckets=64"]
+    assert groups(*channel, "--char-ngram-learning-rate", 0.05) == {
+        "char_ngram": 0.05, "encoder": 1e-5, "encoder_no_decay": 1e-5, "head": 1e-3, "head_no_decay": 1e-3}
+    assert groups(*channel, "--char-ngram-learning-rate", "none")["char_ngram"] == 1e-3
+    assert "char_ngram" not in groups(*channel)  # frozen by default: not in the optimizer at all
+    for bad in (-1, "nan", "inf"):
+        with pytest.raises(SystemExit):
+            groups("--char-ngram-learning-rate", bad)
+        assert "--char-ngram-learning-rate: must be a finite number >= 0 or none" in capsys.readouterr().err
 
 
 def test_places_file_sets_names_and_coordinates(tiny, tmp_path):
@@ -432,7 +465,7 @@ def test_every_trainable_parameter_gets_a_gradient(tiny, tmp_path, objective):
     config = hyperparameters(parse_args(argv))
     places = [{"name": f"P{i}", "latitude": float(i), "longitude": float(i)} for i in range(4)]
     model = build_model(config, places=places, class_names=["a", "b", "c"] if objective == "location-prior" else None)
-    set_trainable(model, trainable_parts(model, objective))
+    set_trainable(model, trainable_parts(model, config))
     encoded = model.tokenize_posts(["one post", "another post here", "third", "fourth one"])
     batch = {**encoded, "labels": torch.tensor([0, 1, 2, 1]), "latlon": torch.tensor([[1.0, 2.0], [3.0, 4.0]] * 2),
              "content_embeds": torch.randn(4, model.config.embed_dim)}

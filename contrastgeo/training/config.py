@@ -8,6 +8,7 @@ Unknown keys and values of the wrong type raise ValueError naming the key and th
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from modeling_contrastgeo.char_ngrams import CHANNEL_STARTS
@@ -34,7 +35,7 @@ DATA_MODEL_FIELDS = ("text_config", "places", "text_encoder_name_or_path", "loca
 HYPERPARAMETER_KEYS = (
     "objective", "seed", "shots", "model_name_or_path", "init_location_encoder", "char_ngram_init", "model_config",
     "batch_size", "eval_batch_size", "num_train_epochs", "min_train_steps", "max_train_steps", "learning_rate",
-    "head_learning_rate", "weight_decay", "warmup_ratio", "lr_scheduler", "gradient_accumulation_steps",
+    "head_learning_rate", "char_ngram_learning_rate", "weight_decay", "warmup_ratio", "lr_scheduler", "gradient_accumulation_steps",
     "max_grad_norm", "max_candidates", "lora", "lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules",
     "lora_learning_rate", "eval_fraction", "calibration",
 )
@@ -58,6 +59,15 @@ def _non_negative_int(text):
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _optional_non_negative_float(text):
+    if str(text).lower() in ("none", "null"):
+        return None
+    value = float(text)
+    if not value >= 0.0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 or none, got {text}")
     return value
 
 
@@ -155,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     optimisation.add_argument("--learning-rate", type=float, help="text encoder learning rate")
     optimisation.add_argument("--head-learning-rate", type=float,
                               help="projection, location encoder, TLM/classifier heads, logit scale")
+    optimisation.add_argument("--char-ngram-learning-rate", type=_optional_non_negative_float,
+                              help="character n-gram channel: 0 keeps its start (contrastgeo default), none trains "
+                                   "it at the head learning rate (classifier default)")
     optimisation.add_argument("--weight-decay", type=float)
     optimisation.add_argument("--warmup-ratio", type=_fraction)
     optimisation.add_argument("--lr-scheduler", choices=("linear", "cosine", "constant_with_warmup"))
@@ -339,6 +352,12 @@ def validate_args(args) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    if (args.char_ngram_learning_rate == 0 and args.char_ngram_init == "zeros"
+            and args.model_config.get("char_ngram_buckets", 0) > 0):
+        raise ValueError("--char-ngram-learning-rate 0 keeps the character n-gram channel at its start, and "
+                         "--char-ngram-init zeros starts it at zeros: it would add nothing. Give a start "
+                         f"(--char-ngram-init {' or '.join(CHANNEL_STARTS)}), a learning rate above 0 or none, or "
+                         "no channel (--model-config char_ngram_buckets=0)")
     unknown = sorted(set(args.model_config) - set(_config_fields()))
     if unknown:
         raise ValueError(f"model_config: unknown ContrastGeoConfig field(s) {unknown}")

@@ -56,6 +56,8 @@ RUN_DEFAULTS = {
     "max_train_steps": None,
     "learning_rate": 3e-5,
     "head_learning_rate": 1e-3,
+    # The character n-gram channel's learning rate: None trains it at the head rate; 0 freezes it at its start.
+    "char_ngram_learning_rate": None,
     "weight_decay": 0.01,
     "warmup_ratio": 0.1,
     "lr_scheduler": "linear",
@@ -100,7 +102,7 @@ OBJECTIVE_DEFAULTS = {
     # 4.9 / 51); K=4 seed 0: centroids 7.8 / 40, logistic 7.5 / 40; umass-global K=16 seed 0, 120 steps: centroids
     # 44.4 / 555, logistic 43.3 / 695 (zeros + full fine-tuning 44.8 / 555). Before training, vardial-ch K=16 seed
     # 0: logistic 13.1 / 34, centroids 10.9 / 37. benchmarks/fast has the K=4 and K=16 grid of this default.
-    "contrastgeo": {"lora": True, "char_ngram_init": "logistic"},
+    "contrastgeo": {"lora": True, "char_ngram_init": "logistic", "char_ngram_learning_rate": 0.0},
     "classifier": {},
     "csp": {"task": "wikivoyage", "batch_size": 256, "eval_batch_size": 256, "num_train_epochs": 10,
             "min_train_steps": 0},

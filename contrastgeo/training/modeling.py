@@ -71,10 +71,11 @@ def copy_location_encoder(model: ContrastGeoModel, source_dir) -> None:
         raise ValueError(f"--init-location-encoder {source_dir}: weights do not fit: {error}") from None
 
 
-def trainable_parts(model: ContrastGeoModel, objective: str) -> list[str]:
-    """Names of the model attributes an objective trains. Everything else is frozen: besides saving optimizer
-    memory, DistributedDataParallel requires every trainable parameter to receive a gradient."""
-    config = model.config
+def trainable_parts(model: ContrastGeoModel, run_config: dict) -> list[str]:
+    """Names of the model attributes a run trains: those of its objective, less the character n-gram channel when
+    its learning rate is 0. Everything else is frozen: besides saving optimizer memory, DistributedDataParallel
+    requires every trainable parameter to receive a gradient."""
+    objective, config = run_config["objective"], model.config
     if objective == "csp":
         parts = ["location_encoder", "content_projection"]
     elif objective == "location-prior":
@@ -89,6 +90,8 @@ def trainable_parts(model: ContrastGeoModel, objective: str) -> list[str]:
             parts.append("logit_scale")
         if config.tlm_weight > 0 and config.num_hard_negatives > 0:
             parts.append("matching_head")
+    if run_config.get("char_ngram_learning_rate") == 0:
+        parts = [part for part in parts if part != "char_ngram_encoder"]
     return [part for part in parts if getattr(model, part, None) is not None]
 
 
@@ -100,21 +103,29 @@ def set_trainable(model: ContrastGeoModel, parts) -> None:
 
 
 def optimizer_parameter_groups(model: ContrastGeoModel, config: dict) -> list[dict]:
-    """AdamW groups: text encoder(s) at the encoder (or LoRA) learning rate, the rest at the head learning rate;
-    no weight decay on biases, norms and the logit scale (parameters with fewer than 2 dimensions)."""
-    encoder_rate = config["lora_learning_rate"] if config["lora"] else config["learning_rate"]
+    """AdamW groups: text encoder(s) at the encoder (or LoRA) learning rate, the character n-gram channel at its own
+    rate (the head rate when that is None), the rest at the head learning rate; no weight decay on biases, norms and
+    the logit scale (parameters with fewer than 2 dimensions)."""
+    rates = {
+        "encoder": config["lora_learning_rate"] if config["lora"] else config["learning_rate"],
+        "char_ngram": config["head_learning_rate"] if config["char_ngram_learning_rate"] is None
+        else config["char_ngram_learning_rate"],
+        "head": config["head_learning_rate"],
+    }
     encoder_prefixes = tuple(f"{name}." for name in TEXT_ENCODER_ATTRIBUTES)
     groups = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        part = "encoder" if name.startswith(encoder_prefixes) else "head"
+        if name.startswith(encoder_prefixes):
+            part = "encoder"
+        else:
+            part = "char_ngram" if name.startswith("char_ngram_encoder.") else "head"
         decay = parameter.ndim >= 2
         key = (part, decay)
         if key not in groups:
             groups[key] = {
-                "params": [], "name": f"{part}{'' if decay else '_no_decay'}",
-                "lr": encoder_rate if part == "encoder" else config["head_learning_rate"],
+                "params": [], "name": f"{part}{'' if decay else '_no_decay'}", "lr": rates[part],
                 "weight_decay": config["weight_decay"] if decay else 0.0,
             }
         groups[key]["params"].append(parameter)

@@ -167,7 +167,7 @@ def build_run(config: dict, args, accelerator) -> TrainingRun:
     else:
         pieces = _location_prior_pieces(config, args, accelerator)
     model, train_rows, collate, step, evaluate, calibrate, num_eval, description = pieces
-    set_trainable(model, trainable_parts(model, objective))
+    set_trainable(model, trainable_parts(model, config))
     if config["lora"]:
         apply_lora(model, config["lora_rank"], config["lora_alpha"], config["lora_dropout"],
                    config["lora_target_modules"])
