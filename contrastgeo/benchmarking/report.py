@@ -51,15 +51,18 @@ def _method_order(method):
     return names.index(method) if method in names else len(names)
 
 
-def aggregate(records):
-    """{(task, method, k): {"n", "seeds", metric: (mean, std or None), "wall_time_s": mean}} over seeds."""
+SUMMARY_FIELDS = ("top1", "top5", "macro_acc", "acc@161km", "median_km", "mean_km", "wall_time_s")
+
+
+def aggregate(records, fields=SUMMARY_FIELDS):
+    """{(task, method, k): {"n", "seeds", field: (mean, std or None)}} over seeds, for each field in `fields`."""
     groups = defaultdict(list)
     for record in records:
         groups[(record["task"], record["method"], record["k"])].append(record)
     summary = {}
     for key, members in groups.items():
         entry = {"n": len(members), "seeds": sorted(r["seed"] for r in members if r["seed"] is not None)}
-        for name in ("top1", "top5", "macro_acc", "acc@161km", "median_km", "mean_km", "wall_time_s"):
+        for name in fields:
             values = np.array([r[name] for r in members], dtype=np.float64)
             std = float(values.std(ddof=1)) if len(values) > 1 else None
             entry[name] = (float(values.mean()), std)
@@ -212,21 +215,16 @@ def _wall_time_lines(records):
 def _calibration_lines(records):
     """Expected calibration error (15 bins, top-1 probability) before and after the fitted temperature, per trained
     method and K, mean ± std over seeds."""
-    groups = defaultdict(list)
-    for record in records:
-        if all(name in record for name in CALIBRATION_FIELDS):
-            groups[(record["task"], record["method"], record["k"])].append(record)
-    if not groups:
+    summary = aggregate([record for record in records if all(name in record for name in CALIBRATION_FIELDS)],
+                        fields=CALIBRATION_FIELDS)
+    if not summary:
         return ["No record of this run reports calibration yet."]
     rows = []
-    for (task, method, k), members in sorted(groups.items(), key=lambda item: (
+    for (task, method, k), entry in sorted(summary.items(), key=lambda item: (
             _task_rank(item[0][0]), _method_order(item[0][1]), item[0][2] or 0)):
-        cells = []
-        for name, percent in (("ece_uncalibrated", True), ("ece", True), ("probability_temperature", False)):
-            values = np.array([member[name] for member in members], dtype=np.float64)
-            cells.append(_format(float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else None,
-                                 percent))
-        rows.append((task, method, k, len(members), *cells))
+        cells = [_format(*entry[name], percent)
+                 for name, percent in (("ece_uncalibrated", True), ("ece", True), ("probability_temperature", False))]
+        rows.append((task, method, k, entry["n"], *cells))
     return ["Expected calibration error of the top-1 probability on the query posts (15 equal-width bins), with "
             "temperature 1 and with the temperature that train.py fits after training (`--calibration`, default "
             "`heldout`: up to 8 pool posts per place outside the K shots; a temperature changes no ranking).",
