@@ -91,8 +91,10 @@ def test_two_cpu_processes_match_one_process_with_the_joint_batch(tmp_path, mini
     eval_one = json.loads((tmp_path / "one" / "eval_results.json").read_text())
     eval_two = json.loads((tmp_path / "two" / "eval_results.json").read_text())
     assert eval_two["num_examples"] == eval_one["num_examples"] == 24  # gather_for_metrics drops the padding
-    # The temperature is an optimum found by L-BFGS: it agrees to the float noise of the weights (~1e-6), not exactly.
+    # The temperature is the optimum of a flat NLL found by L-BFGS: it carries the float noise of the weights (compared
+    # at rtol 1e-4 above), amplified by that flatness (measured 8e-7 and 1e-5 relative). A fit that stops early (the
+    # fixed-step L-BFGS fixed at stop 10) differed by 3e-3 and still fails here.
     fitted = ("probability_temperature", "ece")
     assert {k: v for k, v in eval_two.items() if k not in fitted} == pytest.approx(
         {k: v for k, v in eval_one.items() if k not in fitted})
-    assert [eval_two[k] for k in fitted] == pytest.approx([eval_one[k] for k in fitted], rel=1e-5)
+    assert [eval_two[k] for k in fitted] == pytest.approx([eval_one[k] for k in fitted], rel=1e-4)
