@@ -35,9 +35,9 @@ DATA_MODEL_FIELDS = ("text_config", "places", "text_encoder_name_or_path", "loca
 HYPERPARAMETER_KEYS = (
     "objective", "seed", "shots", "model_name_or_path", "init_location_encoder", "char_ngram_init", "model_config",
     "batch_size", "eval_batch_size", "num_train_epochs", "min_train_steps", "max_train_steps", "learning_rate",
-    "head_learning_rate", "char_ngram_learning_rate", "weight_decay", "warmup_ratio", "lr_scheduler", "gradient_accumulation_steps",
-    "max_grad_norm", "max_candidates", "lora", "lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules",
-    "lora_learning_rate", "eval_fraction", "calibration",
+    "head_learning_rate", "char_ngram_learning_rate", "weight_decay", "warmup_ratio", "lr_scheduler",
+    "gradient_accumulation_steps", "max_grad_norm", "max_candidates", "lora", "lora_rank", "lora_alpha",
+    "lora_dropout", "lora_target_modules", "lora_learning_rate", "eval_fraction", "calibration",
 )
 GEOLOCATION_OBJECTIVES = ("contrastgeo", "classifier")
 

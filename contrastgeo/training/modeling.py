@@ -90,7 +90,7 @@ def trainable_parts(model: ContrastGeoModel, run_config: dict) -> list[str]:
             parts.append("logit_scale")
         if config.tlm_weight > 0 and config.num_hard_negatives > 0:
             parts.append("matching_head")
-    if run_config.get("char_ngram_learning_rate") == 0:
+    if run_config["char_ngram_learning_rate"] == 0:
         parts = [part for part in parts if part != "char_ngram_encoder"]
     return [part for part in parts if getattr(model, part, None) is not None]
 
