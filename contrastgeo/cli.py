@@ -28,7 +28,8 @@ import sys
 
 from pathlib import Path
 
-from .predict import DEFAULT_CHUNK_SIZE, EXTENSIONS, FORMATS, STDIO, predict_file
+from .predict import DEFAULT_CHUNK_SIZE, predict_file
+from .prediction_io import EXTENSIONS, FORMATS, STDIO
 
 
 def load_places_table(path) -> list[dict]:

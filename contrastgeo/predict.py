@@ -21,38 +21,15 @@ file next to the output, and the main process merges the parts in input order af
 output is the same as with one process.
 """
 
-import contextlib
-import csv
-import itertools
 import json
-import math
-import os
-import pickle
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from .prediction_io import STDIO, InputSource, PredictionWriter, resolve_format
 
-FORMATS = ("csv", "jsonl", "parquet")
-EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
-PREDICTION_FIELDS = ("name", "latitude", "longitude", "score")
-STDIO = "-"
 DEFAULT_CHUNK_SIZE = 1024
-
-
-@dataclass
-class RowResult:
-    """One input row on its way to the output: its input values, and its predictions or the reason it has none."""
-
-    values: dict
-    text: str | None = None
-    error: str | None = None
-    predictions: list | None = None
 
 
 class SingleProcess:
@@ -64,272 +41,6 @@ class SingleProcess:
 
     def wait_for_everyone(self):
         pass
-
-
-def prediction_columns(top_k: int) -> list[str]:
-    """Flat prediction columns: name_1, latitude_1, longitude_1, score_1, name_2, ..."""
-    return [f"{field}_{rank}" for rank in range(1, top_k + 1) for field in PREDICTION_FIELDS]
-
-
-def resolve_format(path: str, explicit: str | None, role: str) -> str:
-    """The file format: `explicit` if given, else from the extension; stdin/stdout default to JSONL."""
-    if explicit is not None:
-        if explicit not in FORMATS:
-            raise ValueError(f"--{role}-format {explicit!r} is not one of {', '.join(FORMATS)}")
-        return explicit
-    if path == STDIO:
-        return "jsonl"
-    suffix = Path(path).suffix.lower()
-    if suffix not in EXTENSIONS:
-        raise ValueError(
-            f"cannot tell the format of {role} file {path!r} from its extension (known: {', '.join(EXTENSIONS)}); "
-            f"pass --{role}-format {{{','.join(FORMATS)}}}"
-        )
-    return EXTENSIONS[suffix]
-
-
-def unusable_text_reason(value, text_column: str) -> str | None:
-    """Why `value` cannot be geolocated (the rules of `geolocate`), or None when it is a usable post."""
-    if value is None or isinstance(value, float) and math.isnan(value):
-        return f"'{text_column}' is missing (null)"
-    if not isinstance(value, str):
-        return f"'{text_column}' is not a string (got {type(value).__name__}: {value!r})"
-    if not value.strip():
-        return f"'{text_column}' is empty or whitespace only"
-    return None
-
-
-def _checked_row(values: dict, text_column: str) -> RowResult:
-    text = values.get(text_column)
-    return RowResult(values=values, text=text, error=unusable_text_reason(text, text_column))
-
-
-# ---------------------------------------------------------------------------------------------------------- reading
-class InputSource:
-    """A file of posts read chunk by chunk: `columns` (None for JSONL), `arrow_schema` (Parquet), `total_rows`
-    (Parquet) and `chunks()`, a generator of lists of `RowResult`."""
-
-    def __init__(self, path: str, input_format: str, text_column: str, chunk_size: int):
-        if path == STDIO and input_format == "parquet":
-            raise ValueError("Parquet cannot be read from stdin: give a file, or pipe CSV/JSONL with --input-format")
-        if path != STDIO and not Path(path).is_file():
-            raise ValueError(f"input file {path} does not exist")
-        self.path, self.format, self.text_column, self.chunk_size = path, input_format, text_column, chunk_size
-        self.columns = self.arrow_schema = self.total_rows = None
-        self._seen_text_field = False
-        if input_format == "parquet":
-            parquet_file = pq.ParquetFile(path)
-            self.arrow_schema = parquet_file.schema_arrow
-            self.columns = list(self.arrow_schema.names)
-            self.total_rows = parquet_file.metadata.num_rows
-        elif input_format == "csv" and path != STDIO:
-            with self._csv_errors():
-                self.columns = list(pd.read_csv(path, nrows=0, dtype=str, encoding="utf-8").columns)
-        if self.columns is not None and text_column not in self.columns:
-            raise ValueError(
-                f"{path}: no column {text_column!r} (columns: {self.columns}); choose it with --text-column"
-            )
-
-    def chunks(self):
-        if self.format == "parquet":
-            for batch in pq.ParquetFile(self.path).iter_batches(batch_size=self.chunk_size):
-                yield [_checked_row(values, self.text_column) for values in batch.to_pylist()]
-        elif self.format == "csv":
-            yield from self._csv_chunks()
-        else:
-            yield from self._jsonl_chunks()
-
-    @contextlib.contextmanager
-    def _csv_errors(self):
-        """pandas' errors, with the file named (a malformed row stops the run: its fields cannot be told apart)."""
-        try:
-            yield
-        except pd.errors.EmptyDataError:
-            raise ValueError(f"{self.path}: the CSV input is empty (not even a header)") from None
-        except UnicodeDecodeError as error:
-            raise ValueError(f"{self.path}: not UTF-8 text ({error}); re-encode it as UTF-8") from None
-        except pd.errors.ParserError as error:
-            raise ValueError(f"{self.path}: malformed CSV: {error}") from None
-
-    def _csv_chunks(self):
-        source = sys.stdin if self.path == STDIO else self.path
-        # Everything as text, with no NA guessing: carried columns come out as they went in.
-        with self._csv_errors(), pd.read_csv(
-            source, chunksize=self.chunk_size, dtype=str, keep_default_na=False, encoding="utf-8"
-        ) as reader:
-            for frame in reader:
-                if self.columns is None:
-                    self.columns = list(frame.columns)
-                    if self.text_column not in self.columns:
-                        raise ValueError(
-                            f"stdin: no column {self.text_column!r} (columns: {self.columns}); use --text-column"
-                        )
-                yield [_checked_row(values, self.text_column) for values in frame.to_dict(orient="records")]
-
-    def _jsonl_chunks(self):
-        stream = sys.stdin.buffer if self.path == STDIO else open(self.path, "rb")
-        chunk = []
-        try:
-            for line_number, raw_line in enumerate(stream, start=1):
-                if not raw_line.strip():
-                    continue
-                chunk.append(self._parse_jsonl_line(raw_line, line_number))
-                if len(chunk) == self.chunk_size:
-                    yield chunk
-                    chunk = []
-        finally:
-            if stream is not sys.stdin.buffer:
-                stream.close()
-        if chunk:
-            yield chunk
-
-    def _parse_jsonl_line(self, raw_line: bytes, line_number: int) -> RowResult:
-        try:
-            values = json.loads(raw_line.decode("utf-8"))
-        except UnicodeDecodeError:
-            return RowResult(values={}, error=f"line {line_number} is not UTF-8 text")
-        except json.JSONDecodeError as error:
-            problem = f"line {line_number} is not valid JSON ({error.msg}, column {error.colno})"
-            return RowResult(values={}, error=problem)
-        if not isinstance(values, dict):
-            return RowResult(values={}, error=f"line {line_number} is a JSON {type(values).__name__}, not an object")
-        if self.text_column not in values:
-            if not self._seen_text_field:  # most likely the wrong --text-column, not a bad row
-                raise ValueError(
-                    f"{self.path}: line {line_number} has no field {self.text_column!r} (fields: {list(values)}); "
-                    "choose the text field with --text-column"
-                )
-            return RowResult(values=values, error=f"line {line_number} has no field {self.text_column!r}")
-        self._seen_text_field = True
-        return _checked_row(values, self.text_column)
-
-
-# ---------------------------------------------------------------------------------------------------------- writing
-class PredictionWriter:
-    """Writes `RowResult` chunks in the output format; columns are fixed by the first chunk (see module docstring)."""
-
-    def __init__(self, path: str, output_format: str, top_k: int, input_columns, input_schema):
-        if path == STDIO and output_format == "parquet":
-            raise ValueError("Parquet cannot be written to stdout: give an --output file, or use CSV/JSONL")
-        self.path, self.format, self.top_k = path, output_format, top_k
-        self.input_columns, self.input_schema = input_columns, input_schema
-        self.prediction_columns = prediction_columns(top_k)
-        self.columns = None
-        self.rows_written = self.errors_written = 0
-        # Written beside the target and renamed at the end: a failed run leaves no half file under the real name.
-        self.partial_path = None
-        if path != STDIO:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.partial_path = Path(path).with_name(Path(path).name + ".partial")
-        self._stream = self._csv_writer = self._parquet_writer = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, error_type, error, traceback):
-        if error_type is None:
-            self._finish()
-            return
-        self._release()
-        if self.partial_path is not None:
-            self.partial_path.unlink(missing_ok=True)
-
-    def _start(self, first_chunk):
-        carried = self.input_columns
-        if carried is None:  # JSONL input: the fields of the first chunk, in order of appearance
-            carried = list(dict.fromkeys(key for row in first_chunk for key in row.values))
-        self.reserved = set(self.prediction_columns) | {"error", "predictions"}
-        clashes = [column for column in carried if column in self.reserved]
-        if clashes:
-            raise ValueError(f"input columns {clashes} clash with output columns; rename them in the input")
-        extra = ["predictions"] if self.format == "jsonl" else []
-        self.carried, self.carried_set = carried, set(carried)
-        self.columns = carried + self.prediction_columns + extra + ["error"]
-        if self.format == "parquet":
-            self._parquet_writer = pq.ParquetWriter(self.partial_path, self._arrow_schema(first_chunk))
-        else:
-            self._stream = (
-                sys.stdout if self.partial_path is None
-                else open(self.partial_path, "w", encoding="utf-8", newline="")
-            )
-            if self.format == "csv":
-                self._csv_writer = csv.writer(self._stream, lineterminator="\n")
-                self._csv_writer.writerow(self.columns)
-
-    def _arrow_schema(self, first_chunk) -> pa.Schema:
-        fields = []
-        for column in self.carried:
-            if self.input_schema is not None:
-                fields.append(self.input_schema.field(column))
-                continue
-            try:
-                column_type = pa.array([row.values.get(column) for row in first_chunk]).type
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-                raise ValueError(f"column {column!r} mixes value types ({error}); write JSONL output instead") from None
-            fields.append(pa.field(column, pa.string() if pa.types.is_null(column_type) else column_type))
-        for column in self.prediction_columns:
-            fields.append(pa.field(column, pa.string() if column.startswith("name_") else pa.float64()))
-        fields.append(pa.field("error", pa.string()))
-        return pa.schema(fields)
-
-    def _output_row(self, row: RowResult, row_index: int) -> dict:
-        if self.format == "jsonl":  # each line is its own object: carry exactly the row's fields
-            clashes = [key for key in row.values if key in self.reserved]
-            if clashes:
-                raise ValueError(f"input row {row_index}: fields {clashes} clash with output fields; rename them")
-            output = dict(row.values)
-        else:
-            unknown = [key for key in row.values if key not in self.carried_set]
-            if unknown:
-                raise ValueError(
-                    f"input row {row_index} has fields {unknown} that the first rows do not have (columns: "
-                    f"{self.carried}); {self.format} output needs the same fields in every row: write JSONL instead"
-                )
-            output = {column: row.values.get(column) for column in self.carried}
-        predictions = row.predictions or []
-        for rank in range(1, self.top_k + 1):
-            record = predictions[rank - 1] if rank <= len(predictions) else {}
-            for field in PREDICTION_FIELDS:
-                output[f"{field}_{rank}"] = record.get(field)
-        if self.format == "jsonl":
-            output["predictions"] = row.predictions
-        output["error"] = row.error
-        return output
-
-    def write(self, chunk):
-        if self.columns is None:
-            self._start(chunk)
-        rows = [self._output_row(row, self.rows_written + offset) for offset, row in enumerate(chunk)]
-        if self.format == "parquet":
-            try:
-                table = pa.Table.from_pylist(rows, schema=self._parquet_writer.schema)
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-                raise ValueError(
-                    f"input rows {self.rows_written}..{self.rows_written + len(rows) - 1} do not fit the column types "
-                    f"of the first rows ({error}); write JSONL output instead"
-                ) from None
-            self._parquet_writer.write_table(table)
-        elif self.format == "csv":
-            self._csv_writer.writerows([[row[column] for column in self.columns] for row in rows])
-        else:
-            self._stream.writelines(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
-        self.rows_written += len(rows)
-        self.errors_written += sum(row.error is not None for row in chunk)
-
-    def _release(self):
-        if self._parquet_writer is not None:
-            self._parquet_writer.close()
-        elif self._stream is sys.stdout:
-            sys.stdout.flush()
-        elif self._stream is not None:
-            self._stream.close()
-
-    def _finish(self):
-        if self.columns is None:  # no input rows: still write the header / schema
-            self._start([])
-        self._release()
-        if self.partial_path is not None:
-            os.replace(self.partial_path, self.path)
 
 
 # ---------------------------------------------------------------------------------------------------------- engine
@@ -394,37 +105,43 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
             return {"rows": writer.rows_written, "errors": writer.errors_written}
         parts_dir = Path(output_path).with_name(Path(output_path).name + ".parts")
         parts_dir.mkdir(parents=True, exist_ok=True)
-        with open(_part_path(parts_dir, state.process_index), "wb") as part:
+        with open(_part_path(parts_dir, state.process_index), "w", encoding="utf-8") as part:
             for chunk_index, chunk in enumerate(source.chunks()):
                 if chunk_index % state.num_processes == state.process_index:
-                    pickle.dump(geolocated(chunk), part)
+                    part.write(json.dumps([row.predictions for row in geolocated(chunk)]) + "\n")
     state.wait_for_everyone()
     counts = None
     if state.is_main_process:
         with new_writer() as writer:
-            _merge_parts(parts_dir, state.num_processes, writer)
+            _merge_parts(parts_dir, state.num_processes, source, writer)
         counts = {"rows": writer.rows_written, "errors": writer.errors_written}
     state.wait_for_everyone()
     return counts
 
 
 def _part_path(parts_dir: Path, process_index: int) -> Path:
-    return parts_dir / f"part-{process_index:05d}.pkl"
+    return parts_dir / f"part-{process_index:05d}.jsonl"
 
 
-def _merge_parts(parts_dir: Path, num_processes: int, writer: PredictionWriter):
-    """Interleave the processes' chunks back into input order (chunk i came from process i mod N)."""
+def _merge_parts(parts_dir: Path, num_processes: int, source: InputSource, writer: PredictionWriter):
+    """Write the input again, chunk by chunk, with the predictions the processes wrote (chunk i came from process
+    i mod N, one JSON line per chunk). The part files hold predictions only: the input values come from the input
+    itself, so every column goes through as it was read (Parquet types included)."""
     part_paths = [_part_path(parts_dir, index) for index in range(num_processes)]
-    parts = [open(path, "rb") for path in part_paths]
+    parts = [open(path, encoding="utf-8") for path in part_paths]
     try:
-        for chunk_index in itertools.count():
-            try:
-                chunk = pickle.load(parts[chunk_index % num_processes])  # our own files, written just before
-            except EOFError:
-                break
+        for chunk_index, chunk in enumerate(source.chunks()):
+            line = parts[chunk_index % num_processes].readline()
+            predictions = json.loads(line) if line else None
+            if predictions is None or len(predictions) != len(chunk):
+                raise RuntimeError(f"the part files in {parts_dir} do not match the input at chunk {chunk_index}: "
+                                   "a process stopped early")
+            for row, row_predictions in zip(chunk, predictions):
+                row.predictions = row_predictions
             writer.write(chunk)
         if any(part.read(1) for part in parts):
-            raise RuntimeError(f"the part files in {parts_dir} do not interleave: a process stopped early")
+            raise RuntimeError(f"the part files in {parts_dir} hold more chunks than the input: it changed while "
+                               "being geolocated")
     finally:
         for part in parts:
             part.close()

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from contrastgeo.cli import main
-from contrastgeo.predict import FORMATS
+from contrastgeo.prediction_io import FORMATS
 from modeling_contrastgeo import ContrastGeoModel
 from tests.tiny_models import ALPINE_PLACES as PLACES, MIDWEST_PLACES as OTHER_PLACES, make_tiny_encoder
 

@@ -42,10 +42,13 @@ HYPERPARAMETER_KEYS = (
 GEOLOCATION_OBJECTIVES = ("contrastgeo", "classifier")
 
 
+def _means_none(text):
+    """"none" or "null" (any case): the spelling of a flag's None on the command line and in config files."""
+    return str(text).lower() in ("none", "null")
+
+
 def _optional_int(text):
-    if str(text).lower() in ("none", "null"):
-        return None
-    return int(text)
+    return None if _means_none(text) else int(text)
 
 
 def _positive_int(text):
@@ -63,7 +66,7 @@ def _non_negative_int(text):
 
 
 def _optional_non_negative_float(text):
-    if str(text).lower() in ("none", "null"):
+    if _means_none(text):
         return None
     value = float(text)
     if not value >= 0.0 or math.isinf(value):
