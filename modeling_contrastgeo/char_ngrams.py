@@ -38,6 +38,11 @@ from torch import nn
 # How `init_char_ngram_from_labels` can start the channel, and the default weight of its scores for each.
 DEFAULT_START_SCALES = {"logistic": 1.0, "centroids": 10.0}
 CHANNEL_STARTS = tuple(DEFAULT_START_SCALES)
+# `scale=CROSS_VALIDATED` picks the weight of the start's scores among these multiples of the start's default, by
+# out-of-fold accuracy on the training posts (`cross_validated_char_ngram_scale`).
+CROSS_VALIDATED = "cross-validated"
+CROSS_VALIDATION_SCALE_FACTORS = (0.0, 0.25, 0.5, 1.0, 2.0)
+MAX_CROSS_VALIDATION_FOLDS = 4
 
 
 class CharNgramFeaturizer:
@@ -175,14 +180,20 @@ class CharNgramEncoder(nn.Module):
         if class_weights.shape != (num_places, self.idf.shape[0]):
             raise ValueError(f"class_weights must be ({num_places} places, {self.idf.shape[0]} buckets), got "
                              f"{tuple(class_weights.shape)}")
-        place_embeds = place_embeds.to(class_weights)
-        gram = place_embeds @ place_embeds.t()
-        lift = torch.linalg.solve(gram + ridge * torch.eye(num_places, device=gram.device), place_embeds).t()
+        lift = self.score_lift(place_embeds.to(class_weights), ridge)
         left, singular_values, right = torch.linalg.svd(scale * lift @ class_weights, full_matrices=False)
         rank = min(self.bag.weight.shape[1], num_places)
         self.bag.weight.zero_()
         self.bag.weight[:, :rank] = right[:rank].t().to(self.bag.weight)
         self.projection.weight[:, :rank] = (left[:, :rank] * singular_values[:rank]).to(self.projection.weight)
+
+    @staticmethod
+    def score_lift(place_embeds, ridge=0.01) -> torch.Tensor:
+        """(D, C) ridge pseudo-inverse of the place embeddings (C, D): `lift @ scores` is a vector whose dot product
+        with place c is about `scores[c]` (see `init_from_class_weights`)."""
+        gram = place_embeds @ place_embeds.t()
+        eye = torch.eye(place_embeds.shape[0], device=gram.device, dtype=gram.dtype)
+        return torch.linalg.solve(gram + ridge * eye, place_embeds).t()
 
     def tfidf_weights(self, char_ngram_ids: torch.Tensor, char_ngram_weights: torch.Tensor) -> torch.Tensor:
         """(B, L) TF-IDF weight of each bucket of each post, L2-normalised per post (0 at padding)."""
@@ -216,16 +227,14 @@ class CharNgramChannelMixin:
         featurizer = self.char_ngram_featurizer
         self.char_ngram_encoder.fit_idf(featurizer.bucket_counts(text) for text in texts)
 
-    def init_char_ngram_from_labels(self, texts, labels, start="logistic", scale=None, ridge=0.01,
-                                    inverse_regularization=10.0) -> None:
-        """Start the n-gram channel as a linear classifier of the labelled training posts, mapped onto the current
-        place embeddings (labels index `config.places`); after `fit_char_ngram_idf` (else the weights are plain
-        term frequencies), before training.
+    def _class_weights(self, inputs, labels, start, inverse_regularization):
+        num_places = len(self.config.places)
+        if start == "logistic":
+            return self.char_ngram_encoder.logistic_regression_weights(
+                **inputs, labels=labels, num_classes=num_places, inverse_regularization=inverse_regularization)
+        return self.char_ngram_encoder.class_centroids(**inputs, labels=labels, num_classes=num_places)
 
-        `start`: "logistic" (a multinomial logistic regression on the posts' TF-IDF vectors, scikit-learn's C =
-        `inverse_regularization`; default `scale` 1) or "centroids" (nearest-centroid scores; default `scale` 10,
-        as cosines are smaller than logits). See `CharNgramEncoder.init_from_class_weights`.
-        """
+    def _check_channel_start(self, start):
         self._require_char_ngram_channel()
         if start not in CHANNEL_STARTS:
             raise ValueError(f"start must be one of {CHANNEL_STARTS}, got {start!r}")
@@ -235,17 +244,90 @@ class CharNgramChannelMixin:
         if not self.config.places:
             raise ValueError("the model has no places (`set_places`): the class weights are mapped onto their "
                              "embeddings")
-        encoder = self.char_ngram_encoder
-        inputs = self.char_ngram_featurizer(list(texts))
-        num_places = len(self.config.places)
-        if start == "logistic":
-            class_weights = encoder.logistic_regression_weights(**inputs, labels=labels, num_classes=num_places,
-                                                                inverse_regularization=inverse_regularization)
-        else:
-            class_weights = encoder.class_centroids(**inputs, labels=labels, num_classes=num_places)
+
+    def init_char_ngram_from_labels(self, texts, labels, start="logistic", scale=None, ridge=0.01,
+                                    inverse_regularization=10.0) -> float:
+        """Start the n-gram channel as a linear classifier of the labelled training posts, mapped onto the current
+        place embeddings (labels index `config.places`); after `fit_char_ngram_idf` (else the weights are plain
+        term frequencies), before training. Returns the scale used.
+
+        `start`: "logistic" (a multinomial logistic regression on the posts' TF-IDF vectors, scikit-learn's C =
+        `inverse_regularization`; default `scale` 1) or "centroids" (nearest-centroid scores; default `scale` 10,
+        as cosines are smaller than logits). See `CharNgramEncoder.init_from_class_weights`. `scale="cross-validated"`
+        chooses it on the posts themselves (`cross_validated_char_ngram_scale`).
+        """
+        self._check_channel_start(start)
+        texts, labels = list(texts), torch.as_tensor(labels, dtype=torch.long)
+        if scale == CROSS_VALIDATED:
+            scale = self.cross_validated_char_ngram_scale(texts, labels, start, ridge, inverse_regularization)
+        elif scale is None:
+            scale = DEFAULT_START_SCALES[start]
+        class_weights = self._class_weights(self.char_ngram_featurizer(texts), labels, start, inverse_regularization)
         place_embeds = self.gallery_embeddings(self.config.places)  # in eval mode, as at inference
-        encoder.init_from_class_weights(class_weights, place_embeds, scale=DEFAULT_START_SCALES[start]
-                                        if scale is None else scale, ridge=ridge)
+        self.char_ngram_encoder.init_from_class_weights(class_weights, place_embeds, scale=scale, ridge=ridge)
+        return float(scale)
+
+    @torch.no_grad()
+    def cross_validated_char_ngram_scale(self, texts, labels, start="logistic", ridge=0.01,
+                                         inverse_regularization=10.0) -> float:
+        """The weight of the channel's start, chosen on the labelled training posts alone.
+
+        Why: how much character n-grams add to the sentence embedding depends on the data (much for dialects, which
+        the encoder barely sees; little, or harm from a few shots' memorised n-grams, where the encoder already
+        separates the places, e.g. by language). The posts are split into folds (post i of each label goes to fold
+        i mod F, F = min(4, the smallest label count)); for each fold the start is fitted on the other folds and the
+        posts of the fold are scored as the model would score them, cos(sentence embedding + channel, place
+        embedding). The factor of `CROSS_VALIDATION_SCALE_FACTORS` (times the start's default scale) with the best
+        out-of-fold top-1 accuracy wins, the smaller on ties. With one post for some label there is nothing to hold
+        out: the start's default scale is returned.
+        """
+        self._check_channel_start(start)
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        counts = torch.bincount(labels, minlength=len(self.config.places))
+        num_folds = min(MAX_CROSS_VALIDATION_FOLDS, int(counts[counts > 0].min()))
+        default_scale = DEFAULT_START_SCALES[start]
+        if num_folds < 2:
+            return default_scale
+        rank_in_label = torch.zeros_like(labels)
+        for label in labels.unique():
+            members = (labels == label).nonzero().squeeze(1)
+            rank_in_label[members] = torch.arange(members.numel())
+        folds = rank_in_label % num_folds
+        was_training = self.training
+        self.eval()
+        try:
+            place_embeds = self.gallery_embeddings(self.config.places).float()
+            sentence_embeds = self._sentence_features(texts).float()
+        finally:
+            self.train(was_training)
+        lift = self.char_ngram_encoder.score_lift(place_embeds, ridge)
+        inputs = self.char_ngram_featurizer(texts)
+        tfidf = self.char_ngram_encoder.tfidf_weights(**inputs)
+        channel_scores = torch.zeros(len(texts), place_embeds.shape[0])
+        for fold in range(num_folds):
+            held, kept = folds == fold, folds != fold
+            kept_inputs = {name: value[kept] for name, value in inputs.items()}
+            weights = self._class_weights(kept_inputs, labels[kept], start, inverse_regularization)
+            held_ids = inputs["char_ngram_ids"][held]
+            channel_scores[held] = (tfidf[held].unsqueeze(1) * weights[:, held_ids].permute(1, 0, 2)).sum(-1)
+        best_factor, best_accuracy = None, -1.0
+        for factor in CROSS_VALIDATION_SCALE_FACTORS:
+            post_embeds = nn.functional.normalize(sentence_embeds + default_scale * factor * channel_scores @ lift.t(),
+                                                  dim=-1)
+            accuracy = ((post_embeds @ place_embeds.t()).argmax(-1) == labels).float().mean().item()
+            if accuracy > best_accuracy:
+                best_factor, best_accuracy = factor, accuracy
+        return default_scale * best_factor
+
+    def _sentence_features(self, texts, batch_size=64) -> torch.Tensor:
+        """(N, D) projected sentence embeddings of posts without the n-gram channel."""
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            encoded = self.tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
+                                     max_length=self.config.max_post_length, return_tensors="pt").to(self.device)
+            pooled, _ = self._encode_tokens(self.text_model, **encoded)
+            chunks.append(self.text_projection(pooled))
+        return torch.cat(chunks)
 
 
-__all__ = ["CHANNEL_STARTS", "CharNgramChannelMixin", "CharNgramEncoder", "CharNgramFeaturizer"]
+__all__ = ["CHANNEL_STARTS", "CROSS_VALIDATED", "CharNgramChannelMixin", "CharNgramEncoder", "CharNgramFeaturizer"]

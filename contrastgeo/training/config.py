@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from modeling_contrastgeo.char_ngrams import CHANNEL_STARTS
+from modeling_contrastgeo.char_ngrams import CHANNEL_STARTS, CROSS_VALIDATED
 
 from .defaults import (
     DEFAULT_TEXT_ENCODER_PACKAGE,
@@ -33,13 +33,15 @@ DATA_MODEL_FIELDS = ("text_config", "places", "text_encoder_name_or_path", "loca
 # The keys of `config` in `training_function(config, args)`: what defines the model and its optimisation (tracked,
 # and saved as training_config.json). Everything else in `args` says where data and outputs live and how to run.
 HYPERPARAMETER_KEYS = (
-    "objective", "seed", "shots", "model_name_or_path", "init_location_encoder", "char_ngram_init", "model_config",
+    "objective", "seed", "shots", "model_name_or_path", "init_location_encoder", "char_ngram_init",
+    "char_ngram_start_scale", "char_ngram_start_at", "model_config",
     "batch_size", "eval_batch_size", "num_train_epochs", "min_train_steps", "max_train_steps", "learning_rate",
     "head_learning_rate", "char_ngram_learning_rate", "weight_decay", "warmup_ratio", "lr_scheduler",
     "gradient_accumulation_steps", "max_grad_norm", "max_candidates", "lora", "lora_rank", "lora_alpha",
     "lora_dropout", "lora_target_modules", "lora_learning_rate", "eval_fraction", "calibration",
 )
 GEOLOCATION_OBJECTIVES = ("contrastgeo", "classifier")
+CHANNEL_START_TIMES = ("before-training", "after-training")
 
 
 def _means_none(text):
@@ -72,6 +74,12 @@ def _optional_non_negative_float(text):
     if not value >= 0.0 or math.isinf(value):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0 or none, got {text}")
     return value
+
+
+def _start_scale(text):
+    if str(text) == CROSS_VALIDATED:
+        return CROSS_VALIDATED
+    return _optional_non_negative_float(text)
 
 
 def _fraction(text):
@@ -140,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start of the character n-gram channel: a logistic regression on the training posts' "
                             "TF-IDF vectors (contrastgeo default) or their class centroids, mapped onto the place "
                             "embeddings, or zeros (see defaults.py)")
+    model.add_argument("--char-ngram-start-scale", type=_start_scale,
+                       help="weight of the started channel's class scores against the sentence embedding: a number "
+                            ">= 0, 'cross-validated' (chosen on the training posts, see defaults.py) or none (the "
+                            "start's own default)")
+    model.add_argument("--char-ngram-start-at", choices=CHANNEL_START_TIMES,
+                       help="start the channel before training (it trains with the encoder, or stays at its start "
+                            "with --char-ngram-learning-rate 0) or after training (the encoder trains without it; "
+                            "needs --char-ngram-learning-rate 0); see defaults.py")
     model.add_argument("--location-mode", choices=("prompt", "coordinates", "hybrid", "classifier"))
     model.add_argument("--projection-dim", type=_optional_int, help="size of the shared space, or none")
     model.add_argument("--pooling", choices=("mean", "cls"))
@@ -355,6 +371,11 @@ def validate_args(args) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    channel_starts = args.model_config.get("char_ngram_buckets", 0) > 0 and args.char_ngram_init != "zeros"
+    if channel_starts and args.char_ngram_start_at == "after-training" and args.char_ngram_learning_rate != 0:
+        raise ValueError("--char-ngram-start-at after-training starts the character n-gram channel once training is "
+                         "over, so it cannot be trained: pass --char-ngram-learning-rate 0, or --char-ngram-start-at "
+                         "before-training")
     if (args.char_ngram_learning_rate == 0 and args.char_ngram_init == "zeros"
             and args.model_config.get("char_ngram_buckets", 0) > 0):
         raise ValueError("--char-ngram-learning-rate 0 keeps the character n-gram channel at its start, and "

@@ -226,7 +226,8 @@ def training_function(config: dict, args) -> dict:
 
 def _finish(accelerator, model, eval_dataloader, run, config, args, progress, session_logs, session_steps,
             session_runtime, evaluate):
-    """Merge LoRA, evaluate the model that is saved, save it with its results."""
+    """Merge LoRA, finish the model (`run.finish_model`), calibrate it, evaluate the model that is saved, save it with
+    its results."""
     output_dir = Path(args.output_dir)
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
@@ -237,6 +238,8 @@ def _finish(accelerator, model, eval_dataloader, run, config, args, progress, se
             for folder in save_lora_adapters(unwrapped, output_dir):
                 logger.info("saved the LoRA adapter in %s", folder)
         merge_lora(unwrapped)
+    if run.finish_model is not None:
+        run.finish_model(unwrapped)
     if run.calibrate is not None:
         # The saved model carries the temperature, so its geolocate() scores are the calibrated ones evaluated here.
         temperature = run.calibrate(unwrapped)

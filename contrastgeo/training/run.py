@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .batches import PostCollator, TensorRows, index_dataloader, train_dataloader
-from .config import GEOLOCATION_OBJECTIVES
+from .config import CROSS_VALIDATED, GEOLOCATION_OBJECTIVES
 from .data import load_csp_data, load_geolocation_data, load_location_prior_data
 from .evaluation import evaluate_csp, evaluate_geolocation, evaluate_location_prior
 from .lora import apply_lora
@@ -33,6 +33,7 @@ class TrainingRun:
     step: Callable
     evaluate: Callable
     calibrate: Callable | None
+    finish_model: Callable | None  # after training, before calibration: e.g. the n-gram channel's late start
     total_steps: int
     num_epochs: int
     steps_per_epoch: int
@@ -82,15 +83,7 @@ def _geolocation_pieces(config, args, accelerator):
     data = load_geolocation_data(args)
     model = build_model(config, places=data.places)
     train_rows = data.train
-    if model.char_ngram_encoder is not None:
-        # The IDF comes from the posts the model trains on, as a TF-IDF vectorizer's from its training texts.
-        model.fit_char_ngram_idf(train_rows["text"])
-        if config["char_ngram_init"] != "zeros":
-            if config["objective"] != "contrastgeo":
-                raise ValueError(f"--char-ngram-init {config['char_ngram_init']} maps class weights onto place "
-                                 f"embeddings, which the {config['objective']!r} objective does not have: pass "
-                                 f"--char-ngram-init zeros")
-            model.init_char_ngram_from_labels(train_rows["text"], train_rows["label"], start=config["char_ngram_init"])
+    start_char_ngram_channel = _char_ngram_start(config, model, train_rows)
     collate = PostCollator(model.tokenize_posts)
     if config["objective"] == "classifier":
         step = ClassifierStep()
@@ -112,7 +105,39 @@ def _geolocation_pieces(config, args, accelerator):
 
     calibrate_or_none = None if calibration_posts is None else calibrate
     num_eval = 0 if evaluation is None else len(evaluation["text"])
-    return model, train_rows, collate, step, evaluate, calibrate_or_none, num_eval, data.description
+    return (model, train_rows, collate, step, evaluate, calibrate_or_none, start_char_ngram_channel, num_eval,
+            data.description)
+
+
+def _char_ngram_start(config, model, train_rows):
+    """Fit the n-gram channel's IDF and start it (see defaults.py): now, or through the returned callable, which
+    starts it on the trained model (after training, before calibration); None when nothing is left to do."""
+    if model.char_ngram_encoder is None:
+        return None
+    # The IDF comes from the posts the model trains on, as a TF-IDF vectorizer's from its training texts.
+    model.fit_char_ngram_idf(train_rows["text"])
+    start = config["char_ngram_init"]
+    if start == "zeros":
+        return None
+    if config["objective"] != "contrastgeo":
+        raise ValueError(f"--char-ngram-init {start} maps class weights onto place embeddings, which the "
+                         f"{config['objective']!r} objective does not have: pass --char-ngram-init zeros")
+    texts, labels = train_rows["text"], train_rows["label"]
+    scale = config["char_ngram_start_scale"]
+    if scale == CROSS_VALIDATED:
+        # On the encoder before training: once trained, it has fitted these very posts, and no held-out fold is left.
+        scale = model.cross_validated_char_ngram_scale(texts, labels, start=start)
+        logger.info("character n-gram channel: cross-validated scale %g", scale)
+
+    def start_channel(unwrapped_model):
+        used = unwrapped_model.init_char_ngram_from_labels(texts, labels, start=start, scale=scale)
+        logger.info("character n-gram channel started from %s class weights at scale %g, %s", start, used,
+                    config["char_ngram_start_at"])
+
+    if config["char_ngram_start_at"] == "after-training":
+        return start_channel
+    start_channel(model)
+    return None
 
 
 def fit_temperature(model, posts, seed, batch_size, max_posts=MAX_CALIBRATION_POSTS):
@@ -140,7 +165,7 @@ def _csp_pieces(config, args, accelerator):
     def evaluate(accelerator, model, eval_dataloader):
         return evaluate_csp(accelerator, model, eval_dataloader, eval_latlon, eval_content)
 
-    return model, train_rows, None, CSPStep(), evaluate, None, num_eval, data.description
+    return model, train_rows, None, CSPStep(), evaluate, None, None, num_eval, data.description
 
 
 def _location_prior_pieces(config, args, accelerator):
@@ -154,7 +179,7 @@ def _location_prior_pieces(config, args, accelerator):
     def evaluate(accelerator, model, eval_dataloader):
         return evaluate_location_prior(accelerator, model, eval_dataloader, eval_latlon, data.eval_labels)
 
-    return model, train_rows, None, LocationPriorStep(), evaluate, None, num_eval, data.description
+    return model, train_rows, None, LocationPriorStep(), evaluate, None, None, num_eval, data.description
 
 
 def build_run(config: dict, args, accelerator) -> TrainingRun:
@@ -166,7 +191,7 @@ def build_run(config: dict, args, accelerator) -> TrainingRun:
         pieces = _csp_pieces(config, args, accelerator)
     else:
         pieces = _location_prior_pieces(config, args, accelerator)
-    model, train_rows, collate, step, evaluate, calibrate, num_eval, description = pieces
+    model, train_rows, collate, step, evaluate, calibrate, finish_model, num_eval, description = pieces
     set_trainable(model, trainable_parts(model, config))
     if config["lora"]:
         apply_lora(model, config["lora_rank"], config["lora_alpha"], config["lora_dropout"],
@@ -182,6 +207,6 @@ def build_run(config: dict, args, accelerator) -> TrainingRun:
         model=model, optimizer=optimizer, lr_scheduler=lr_scheduler,
         train_dataloader=train_dataloader(train_rows, config["batch_size"], config["seed"], collate),
         eval_dataloader=index_dataloader(num_eval, config["eval_batch_size"]) if num_eval else None,
-        step=step, evaluate=evaluate, calibrate=calibrate, total_steps=total_steps, num_epochs=num_epochs,
+        step=step, evaluate=evaluate, calibrate=calibrate, finish_model=finish_model, total_steps=total_steps, num_epochs=num_epochs,
         steps_per_epoch=per_epoch, data_description=description, tlm_monitor=TLMCollapseMonitor(warmup_steps),
     )
