@@ -282,7 +282,9 @@ class CharNgramChannelMixin:
         out: the start's default scale is returned.
         """
         self._check_channel_start(start)
-        labels = torch.as_tensor(labels, dtype=torch.long)
+        texts = list(texts)
+        inputs = self.char_ngram_featurizer(texts)
+        labels = self.char_ngram_encoder._check_labels(inputs["char_ngram_ids"], labels, len(self.config.places))
         counts = torch.bincount(labels, minlength=len(self.config.places))
         num_folds = min(MAX_CROSS_VALIDATION_FOLDS, int(counts[counts > 0].min()))
         default_scale = DEFAULT_START_SCALES[start]
@@ -301,7 +303,6 @@ class CharNgramChannelMixin:
         finally:
             self.train(was_training)
         lift = self.char_ngram_encoder.score_lift(place_embeds, ridge)
-        inputs = self.char_ngram_featurizer(texts)
         tfidf = self.char_ngram_encoder.tfidf_weights(**inputs)
         channel_scores = torch.zeros(len(texts), place_embeds.shape[0])
         for fold in range(num_folds):

@@ -212,3 +212,23 @@ def test_model_start_from_labels_recognises_its_training_posts_and_names_bad_inp
             POSTS, labels, start=start)
     with pytest.raises(ValueError, match="start must be one of"):
         model.init_char_ngram_from_labels(POSTS, labels, start="random")
+
+
+def test_cross_validated_scale_weighs_the_channel_by_what_it_predicts_on_held_out_posts(tiny_encoder):
+    model = build(tiny_encoder, char_ngram_buckets=4096)
+    # Each place has its own words: out of fold, the n-grams name the place (the tiny encoder's embeddings do not).
+    words = ["chuchichäschtli", "fasnachtsbummel", "aareschwumm", "kapellbrugg"]
+    posts = [f"{words[label]} {words[label]}li nummer {index}" for index in range(4) for label in range(4)]
+    labels = [label for _ in range(4) for label in range(4)]
+    model.fit_char_ngram_idf(posts)
+    assert model.cross_validated_char_ngram_scale(posts, labels) > 0.0
+    # The same post under every label: nothing to learn, and the smallest weight wins the tie.
+    same = ["hüt isch schön"] * 16
+    model.fit_char_ngram_idf(same)
+    assert model.cross_validated_char_ngram_scale(same, labels) == 0.0
+    # One post for a label leaves no fold to hold out: the start's default weight.
+    assert model.cross_validated_char_ngram_scale(posts[:4] + posts[4:7], labels[:7]) == 1.0
+    used = model.init_char_ngram_from_labels(posts, labels, scale="cross-validated")
+    assert used == model.cross_validated_char_ngram_scale(posts, labels)
+    with pytest.raises(ValueError, match="index the 4 places"):
+        model.cross_validated_char_ngram_scale(posts, [label + 1 for label in labels])

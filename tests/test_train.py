@@ -200,17 +200,22 @@ def test_classifier_run(tiny, tmp_path):
     assert "loss_tlm" not in log_history(tmp_path)[0]
 
 
-def test_char_ngram_channel_is_fitted_on_the_training_posts_and_kept_at_its_start(tiny, tmp_path, monkeypatch):
+def test_char_ngram_channel_starts_on_the_trained_model_from_the_training_posts(tiny, tmp_path, monkeypatch):
     from contrastgeo.training import parse_args
     from contrastgeo.training.data import load_geolocation_data
     from modeling_contrastgeo import ContrastGeoModel
+    from modeling_contrastgeo.char_ngrams import CROSS_VALIDATION_SCALE_FACTORS
 
     starts = []
     start_from_labels = ContrastGeoModel.init_char_ngram_from_labels
 
     def recording_start(model, texts, labels, **kwargs):
+        channel_before = model.char_ngram_encoder.bag.weight.clone()
+        place_embeds = model.gallery_embeddings(model.config.places).clone()
         start_from_labels(model, texts, labels, **kwargs)
-        starts.append((list(texts), list(labels), kwargs.get("start"), model.char_ngram_encoder.bag.weight.clone()))
+        starts.append({"posts": (list(texts), list(labels), kwargs.get("start")), "scale": kwargs.get("scale"),
+                       "before": channel_before, "after": model.char_ngram_encoder.bag.weight.clone(),
+                       "place_embeds": place_embeds})
 
     monkeypatch.setattr(ContrastGeoModel, "init_char_ngram_from_labels", recording_start)
     channel = ["--model-config", "char_ngram_buckets=512"]
@@ -218,23 +223,34 @@ def test_char_ngram_channel_is_fitted_on_the_training_posts_and_kept_at_its_star
     model = load_saved(tmp_path)
     training_rows = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path))).train
     training_posts = training_rows["text"]
-    # The contrastgeo default: a logistic start on exactly the training posts, then frozen while the rest trains.
-    assert [start[:3] for start in starts] == [(list(training_posts), list(training_rows["label"]), "logistic")]
-    start_weights = starts[0][3]
-    assert start_weights.abs().sum() > 0 and torch.equal(model.char_ngram_encoder.bag.weight, start_weights)
+    # The contrastgeo default: the encoder trains without the channel (still zero when it starts), then a logistic
+    # start on exactly the training posts, at the cross-validated scale, on the trained place embeddings.
+    [default_start] = starts
+    assert default_start["posts"] == (list(training_posts), list(training_rows["label"]), "logistic")
+    assert default_start["scale"] in CROSS_VALIDATION_SCALE_FACTORS
+    assert not default_start["before"].any()
+    assert torch.equal(model.char_ngram_encoder.bag.weight, default_start["after"])
+    assert torch.allclose(model.gallery_embeddings(model.config.places), default_start["place_embeds"], atol=1e-5)
     assert reevaluated_top1(model, tiny["query"]) == pytest.approx(results["top1"])
     featurizer = model.char_ngram_featurizer
     seen = set().union(*(featurizer.bucket_counts(text) for text in training_posts))
     assert set(torch.nonzero(model.char_ngram_encoder.idf).flatten().tolist()) == seen
 
-    train(geolocation_argv(tiny, tmp_path / "trained", *channel, "--char-ngram-learning-rate", 0.01))
+    before = ["--char-ngram-start-at", "before-training", "--char-ngram-start-scale", 1.0]
+    train(geolocation_argv(tiny, tmp_path / "kept", *channel, *before))
+    assert torch.equal(load_saved(tmp_path / "kept").char_ngram_encoder.bag.weight, starts[1]["after"])
+    train(geolocation_argv(tiny, tmp_path / "trained", *channel, *before, "--char-ngram-learning-rate", 0.01))
     trained_channel = load_saved(tmp_path / "trained").char_ngram_encoder.bag.weight
-    assert not torch.allclose(trained_channel, starts[1][3])  # a rate above 0 trains it from the same start
+    assert not torch.allclose(trained_channel, starts[2]["after"])  # a rate above 0 trains it from its start
     train(geolocation_argv(tiny, tmp_path / "zeros", *channel, "--char-ngram-init", "zeros",
                            "--char-ngram-learning-rate", "none", "--max-train-steps", 1))
-    assert len(starts) == 2
+    assert len(starts) == 3
     with pytest.raises(ValueError, match="would add nothing"):
         parse_args(geolocation_argv(tiny, tmp_path / "dead", *channel, "--char-ngram-init", "zeros"))
+    with pytest.raises(ValueError, match="cannot be trained"):
+        parse_args(geolocation_argv(tiny, tmp_path / "late", *channel, "--char-ngram-learning-rate", 0.01))
+    with pytest.raises(SystemExit):
+        parse_args(geolocation_argv(tiny, tmp_path / "bad", *channel, "--char-ngram-start-scale", "-1"))
     with pytest.raises(ValueError, match="--char-ngram-init zeros"):
         train(geolocation_argv(tiny, tmp_path / "classifier", "--objective", "classifier", "--char-ngram-init",
                                "centroids", *channel, "--max-train-steps", 1))
@@ -247,7 +263,8 @@ def test_optimizer_groups_give_each_part_its_learning_rate(tiny, tmp_path, capsy
 
     def groups(*flags):
         config = hyperparameters(parse_args(geolocation_argv(tiny, tmp_path, "--no-lora", "--learning-rate", 1e-5,
-                                                             "--head-learning-rate", 1e-3, *flags)))
+                                                             "--head-learning-rate", 1e-3, "--char-ngram-start-at",
+                                                             "before-training", *flags)))
         model = build_model(config, places=[{"name": f"P{i}", "latitude": 1.0 * i, "longitude": 0.0}
                                             for i in range(3)])
         set_trainable(model, trainable_parts(model, config))

@@ -86,15 +86,24 @@ def test_two_cpu_processes_match_one_process_with_the_joint_batch(tmp_path, mini
             assert record_two[key] == pytest.approx(record_one[key], rel=1e-5), (record_one["step"], key)
     weights_one = load_file(str(tmp_path / "one" / "model.safetensors"))
     weights_two = load_file(str(tmp_path / "two" / "model.safetensors"))
+    # The n-gram channel starts after training from an SVD of the trained place embeddings' lift: the singular vectors of
+    # its (near-)zero singular values follow the float noise. What it computes, the map of the two factors, must agree.
+    channel = ("char_ngram_encoder.bag.weight", "char_ngram_encoder.projection.weight")
+    channel_one, channel_two = (weights[channel[1]] @ weights[channel[0]].t() for weights in (weights_one, weights_two))
+    # The lift inverts the place embeddings' Gram matrix, which amplifies their float noise: measured 2.2e-5 at most on
+    # entries up to 1.9, hence a tolerance of 1e-4 of the largest entry (the rtol of the other weights).
+    torch.testing.assert_close(channel_two, channel_one, rtol=1e-4, atol=1e-4 * channel_one.abs().max().item())
     for name, tensor in weights_one.items():
-        torch.testing.assert_close(weights_two[name], tensor, rtol=1e-4, atol=1e-5)
+        if name not in channel:
+            torch.testing.assert_close(weights_two[name], tensor, rtol=1e-4, atol=1e-5)
     eval_one = json.loads((tmp_path / "one" / "eval_results.json").read_text())
     eval_two = json.loads((tmp_path / "two" / "eval_results.json").read_text())
     assert eval_two["num_examples"] == eval_one["num_examples"] == 24  # gather_for_metrics drops the padding
-    # The temperature is the optimum of a flat NLL found by L-BFGS: it carries the float noise of the weights (compared
-    # at rtol 1e-4 above), amplified by that flatness (measured 8e-7 and 1e-5 relative). A fit that stops early (the
-    # fixed-step L-BFGS fixed at stop 10) differed by 3e-3 and still fails here.
+    # The temperature is the optimum of a flat NLL found by L-BFGS: it carries the float noise of the weights and of the
+    # n-gram channel started on them after training (compared above), amplified by that flatness (measured 8e-7 and
+    # 1e-5 relative with the channel started before training, 2.9e-4 with the late start, T = 8.95). A fit that stops
+    # early (the fixed-step L-BFGS fixed at stop 10) differed by 3e-3 and still fails here.
     fitted = ("probability_temperature", "ece")
     assert {k: v for k, v in eval_two.items() if k not in fitted} == pytest.approx(
         {k: v for k, v in eval_one.items() if k not in fitted})
-    assert [eval_two[k] for k in fitted] == pytest.approx([eval_one[k] for k in fitted], rel=1e-4)
+    assert [eval_two[k] for k in fitted] == pytest.approx([eval_one[k] for k in fitted], rel=1e-3)

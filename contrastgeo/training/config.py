@@ -34,11 +34,11 @@ DATA_MODEL_FIELDS = ("text_config", "places", "text_encoder_name_or_path", "loca
 # and saved as training_config.json). Everything else in `args` says where data and outputs live and how to run.
 HYPERPARAMETER_KEYS = (
     "objective", "seed", "shots", "model_name_or_path", "init_location_encoder", "char_ngram_init",
-    "char_ngram_start_scale", "char_ngram_start_at", "model_config",
-    "batch_size", "eval_batch_size", "num_train_epochs", "min_train_steps", "max_train_steps", "learning_rate",
-    "head_learning_rate", "char_ngram_learning_rate", "weight_decay", "warmup_ratio", "lr_scheduler",
-    "gradient_accumulation_steps", "max_grad_norm", "max_candidates", "lora", "lora_rank", "lora_alpha",
-    "lora_dropout", "lora_target_modules", "lora_learning_rate", "eval_fraction", "calibration",
+    "char_ngram_start_scale", "char_ngram_start_at", "model_config", "batch_size", "eval_batch_size",
+    "num_train_epochs", "min_train_steps", "max_train_steps", "learning_rate", "head_learning_rate",
+    "char_ngram_learning_rate", "weight_decay", "warmup_ratio", "lr_scheduler", "gradient_accumulation_steps",
+    "max_grad_norm", "max_candidates", "lora", "lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules",
+    "lora_learning_rate", "eval_fraction", "calibration",
 )
 GEOLOCATION_OBJECTIVES = ("contrastgeo", "classifier")
 CHANNEL_START_TIMES = ("before-training", "after-training")
