@@ -4,10 +4,10 @@ Precedence when a run is resolved: these defaults < the objective's defaults (`O
 file < command-line flags. Model fields (any `ContrastGeoConfig` field) follow the same order; `MODEL_DEFAULTS`
 gives each objective's starting point.
 
-The ContrastGeo defaults: MiniLM with LoRA plus a character n-gram channel started from a logistic regression and
-kept there, prompts, cross-attention TLM with an MLP fusion encoder. The n-gram channel, its start, its learning rate
-and LoRA are chosen by measurements (below); the classifier baseline keeps the plain, fully fine-tuned encoder, as
-transTagger's supervised formulation.
+The ContrastGeo defaults: MiniLM with LoRA trained on prompts, then a character n-gram channel started after training
+from a logistic regression at a cross-validated weight, cross-attention TLM with an MLP fusion encoder. The n-gram
+channel, its start, when it starts, its weight, its learning rate and LoRA are chosen by measurements (below); the
+classifier baseline keeps the plain, fully fine-tuned encoder, as transTagger's supervised formulation.
 """
 
 OBJECTIVES = ("contrastgeo", "classifier", "csp", "location-prior")
@@ -100,14 +100,17 @@ RUN_DEFAULTS = {
 # corpus (bigger batches, a few epochs, no step floor).
 OBJECTIVE_DEFAULTS = {
     # ContrastGeo: LoRA on the text encoder, and the n-gram channel started from a logistic regression on the
-    # training posts and kept there (learning rate 0). Full fine-tuning moves the prompts off the place embeddings the
-    # class weights were mapped onto; LoRA keeps the encoder close to where it started. Training the channel at the
-    # head rate pulls it from the regularised optimum towards the shots. benchmarks/fast (vardial-ch, seeds 0-1,
-    # top-1 % / median km): kept 12.7 / 34 (K=16), 7.7 / 42 (K=4); trained at the head rate 11.6 / 36, 6.9 / 41;
-    # centroid start trained 10.6 / 40, 7.1 / 41. Before training, K=16 seed 0: logistic 13.1 / 34, centroids
-    # 10.9 / 37. umass-global K=16 seed 0, 120 steps (the quickstart) goes the other way: kept 40.6 / 2173, channel
-    # rate 1e-4 41.9 / 1398, 3e-4 42.9 / 1188, head rate 43.3 / 695 (centroid start trained 44.4 / 555; zeros + full
-    # fine-tuning 44.8 / 555). The default follows the benchmark.
+    # training posts once the encoder has trained without it, at the weight that predicts best out of fold on the
+    # training posts (before training; see `cross_validated_char_ngram_scale`). Full fine-tuning moves the prompts off
+    # the place embeddings the class weights are mapped onto; LoRA keeps the encoder close to where it started. A
+    # channel started before training fits the shots from step 0 (the logistic regression memorises them), so the
+    # encoder learns little: umass-global K=4 seed 0 (top-1 % / median km): started before and kept 31.8 / 4378,
+    # trained at the head rate 37.5 / 2328, no channel 39.1 / 1756; that run with the channel added after training at
+    # weight 0 / 0.25 / 0.5 / 1 / 2: 39.1 / 1756, 39.8 / 1675, 37.4 / 2584, 33.8 / 4131, 29.0 / 5095. On vardial-ch
+    # (K=4 seed 0) the channel is most of the signal: no channel 3.7 / 66, added after training at 0.25 / 0.5 / 1 / 2:
+    # 7.4 / 42, 8.2 / 39, 8.7 / 39, 8.7 / 39 (started before and kept, the stop-11 default: 8.5 / 41). Weighing it by
+    # cross-validation picks 0.5 on both K=4 seed-0 draws. Benchmark cells of this default: benchmarks/fast (vardial-ch)
+    # and benchmarks/RESULTS.md (umass-global); numbers in README.md.
     "contrastgeo": {"lora": True, "char_ngram_init": "logistic", "char_ngram_learning_rate": 0.0,
                     "char_ngram_start_at": "after-training", "char_ngram_start_scale": "cross-validated"},
     "classifier": {},
