@@ -33,7 +33,8 @@ from .prediction_io import EXTENSIONS, FORMATS, STDIO
 
 
 def load_places_table(path) -> list[dict]:
-    """A gallery from a CSV / JSONL / Parquet file with columns name (or label), latitude, longitude."""
+    """A gallery from a CSV / JSONL / Parquet file with columns name (or label), latitude, longitude (and optionally
+    population, for the place prior)."""
     import pandas as pd
 
     from modeling_contrastgeo.places import normalize_places
@@ -105,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--rerank", action=argparse.BooleanOptionalAction, default=None,
         help="re-rank the top candidates with the matching head (default: as the model's config says)",
     )
+    predict.add_argument(
+        "--place-prior", choices=("population", "none"), default=None,
+        help="weigh places by their population (GeoNames) or not (default: as the model's config says)",
+    )
     predict.add_argument("--device", default=None, help="e.g. cpu, cuda:0 (default: accelerate's, else cuda if any)")
     predict.add_argument("--quiet", action="store_true", help="no progress bar or summary on stderr")
     predict.set_defaults(handler=run_predict)
@@ -135,7 +140,8 @@ def run_predict(args) -> int:
         counts = predict_file(
             model, args.input, args.output, text_column=args.text_column, top_k=args.top_k, places=places,
             input_format=args.input_format, output_format=args.output_format, batch_size=args.batch_size,
-            chunk_size=args.chunk_size, rerank=args.rerank, show_progress=not args.quiet, state=state,
+            chunk_size=args.chunk_size, rerank=args.rerank, place_prior=args.place_prior,
+            show_progress=not args.quiet, state=state,
         )
     finally:
         if state is not None:

@@ -44,12 +44,13 @@ class SingleProcess:
 
 
 # ---------------------------------------------------------------------------------------------------------- engine
-def geolocate_chunk(model, chunk, places, top_k: int, batch_size: int, rerank=None):
+def geolocate_chunk(model, chunk, places, top_k: int, batch_size: int, rerank=None, place_prior=None):
     """Fill in the predictions of the usable rows of `chunk` (one `geolocate` call); rows with an error stay empty."""
     usable = [row for row in chunk if row.error is None]
     if usable:
         predictions = model.geolocate(
-            [row.text for row in usable], places=places, top_k=top_k, batch_size=batch_size, rerank=rerank
+            [row.text for row in usable], places=places, top_k=top_k, batch_size=batch_size, rerank=rerank,
+            place_prior=place_prior,
         )
         for row, row_predictions in zip(usable, predictions):
             row.predictions = row_predictions
@@ -59,13 +60,14 @@ def geolocate_chunk(model, chunk, places, top_k: int, batch_size: int, rerank=No
 def predict_file(model, input_path: str, output_path: str, *, text_column: str = "text", top_k: int = 5,
                  places=None, input_format: str | None = None, output_format: str | None = None,
                  batch_size: int = 64, chunk_size: int = DEFAULT_CHUNK_SIZE, rerank: bool | None = None,
-                 show_progress: bool = True, state=None) -> dict | None:
+                 place_prior=None, show_progress: bool = True, state=None) -> dict | None:
     """Geolocate every post of a file and write the predictions (layout: see the module docstring).
 
     Args:
         model: a `ContrastGeoModel` (already on its device).
         input_path, output_path: file paths, or "-" for stdin / stdout (CSV or JSONL only).
         places: None (the model's label set), "geonames", "geonames:CC" or a list/table of places.
+        rerank, place_prior: as in `ContrastGeoModel.geolocate` (None: as the model's config says).
         state: the process layout under `accelerate launch` (`accelerate.PartialState()`); None for one process.
 
     Returns:
@@ -90,7 +92,7 @@ def predict_file(model, input_path: str, output_path: str, *, text_column: str =
     )
 
     def geolocated(chunk):
-        geolocate_chunk(model, chunk, gallery, top_k, batch_size, rerank)
+        geolocate_chunk(model, chunk, gallery, top_k, batch_size, rerank, place_prior)
         progress.update(len(chunk))
         return chunk
 

@@ -13,6 +13,8 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 SHORT_CLASS_POLICIES = ("error", "all")
+# Posts per class a few-shot run holds out (outside its shots) to calibrate its probabilities.
+HELDOUT_POSTS_PER_LABEL = 8
 
 
 def _class_names(dataset, label_column, labels):
@@ -69,3 +71,16 @@ def sample_k_shot(dataset, k, seed, label_column="label", on_short_class="error"
     """
     indices, _ = k_shot_indices(dataset, k, seed, label_column, on_short_class)
     return dataset.select(indices.tolist())
+
+
+def heldout_indices(labels, support_indices, seed, per_label=HELDOUT_POSTS_PER_LABEL):
+    """Row indices (ascending) of up to `per_label` rows per label outside `support_indices`: the posts a few-shot
+    run holds out to calibrate its probabilities. Drawn from a stream of its own (`default_rng([seed, 1])`), so
+    they do not depend on the order of the K-shot draw; labels are visited in sorted order."""
+    labels = np.asarray(labels)
+    remaining = np.setdiff1d(np.arange(len(labels)), support_indices)
+    rng = np.random.default_rng([seed, 1])
+    rest_labels = labels[remaining]
+    chosen = [rng.choice(rows, size=min(per_label, rows.size), replace=False)
+              for rows in (np.flatnonzero(rest_labels == label) for label in np.unique(rest_labels))]
+    return remaining[np.sort(np.concatenate(chosen))] if chosen else np.zeros(0, dtype=np.int64)

@@ -97,12 +97,29 @@ def _label(value):
     raise ValueError(f"label must be a string or an integer, got {value!r}")
 
 
-def load_places_file(path):
-    """Read and validate a places table: columns label, latitude, longitude and optionally name (default: label).
+def _population(value):
+    """An optional population (for the place prior): None when blank, else a finite number >= 0."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"population {value!r} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"population {value!r} is not a number") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"population {number!r} must be a finite number >= 0")
+    return number
 
-    Returns a list of dicts {label (str), name, latitude, longitude} in file order. Every problem (missing
-    column, missing label, repeated label, missing / non-numeric / NaN / out-of-range coordinate) is collected
-    and raised as one ValueError with line numbers (counted as in `load_user_dataset`).
+
+def load_places_file(path):
+    """Read and validate a places table: columns label, latitude, longitude, optionally name (default: label) and
+    population (the place prior's weight; a blank cell leaves it to GeoNames).
+
+    Returns a list of dicts {label (str), name, latitude, longitude[, population]} in file order. Every problem
+    (missing column, missing label, repeated label, missing / non-numeric / NaN / out-of-range coordinate, a
+    population that is not a number >= 0) is collected and raised as one ValueError with line numbers (counted as
+    in `load_user_dataset`).
     """
     columns, rows = read_rows(path)
     missing = [name for name in ("label", "latitude", "longitude") if name not in columns]
@@ -112,7 +129,7 @@ def load_places_file(path):
         ("label", "label", _label),
         ("latitude", "latitude", lambda value: _coordinate(value, "latitude", 90.0)),
         ("longitude", "longitude", lambda value: _coordinate(value, "longitude", 180.0)),
-    ]
+    ] + ([("population", "population", _population)] if "population" in columns else [])
     places, line_of_label, bad_rows = [], {}, _BadRows(Path(path), "error", what="place row(s)")
     for line, values, problem, raw in rows:
         parsed, row_problems = _check_fields(values, checks) if values is not None else ({}, [problem])
@@ -122,6 +139,8 @@ def load_places_file(path):
             bad_rows.add(line, "; ".join(row_problems), raw)
             continue
         line_of_label[parsed["label"]] = line
+        if parsed.get("population", 0) is None:
+            del parsed["population"]
         name = values.get("name")
         parsed["name"] = parsed["label"] if _is_missing(name) else str(name)
         places.append(parsed)
@@ -318,6 +337,7 @@ def load_user_dataset(
 
 def _assemble(kept, file_places, gazetteer_countries):
     """Turn validated columns into (Dataset, places) according to which of label / coordinates were given."""
+    populations = {}
     if "label" not in kept:
         logger.info("no label column: labelling %d posts by their nearest GeoNames city", len(kept["text"]))
         kept["label"], coordinates = _gazetteer_places(kept["latitude"], kept["longitude"], gazetteer_countries)
@@ -325,6 +345,7 @@ def _assemble(kept, file_places, gazetteer_countries):
     elif file_places is not None:
         coordinates = {place["label"]: (place["latitude"], place["longitude"]) for place in file_places}
         display_names = {place["label"]: place["name"] for place in file_places}
+        populations = {place["label"]: place["population"] for place in file_places if "population" in place}
     else:
         rows_of_label = {}
         for row, label in enumerate(kept["label"]):
@@ -352,7 +373,8 @@ def _assemble(kept, file_places, gazetteer_countries):
     dataset = datasets.Dataset.from_dict(columns, features=features)
     places = [
         {"label": label_id, "name": display_names[label], "latitude": float(coordinates[label][0]),
-         "longitude": float(coordinates[label][1]), "n_posts": int(n_posts[label_id])}
+         "longitude": float(coordinates[label][1]), "n_posts": int(n_posts[label_id]),
+         **({"population": populations[label]} if label in populations else {})}
         for label_id, label in enumerate(class_label.names)
     ]
     return dataset, places

@@ -6,6 +6,8 @@ from dataclasses import field
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .place_prior import PLACE_PRIORS, check_prior_weight
+
 LOCATION_MODES = ("prompt", "coordinates", "hybrid", "classifier")
 POOLING_MODES = ("mean", "cls")
 TLM_FUSIONS = ("sum", "concat", "cross_attention")
@@ -77,6 +79,10 @@ class ContrastGeoConfig(PreTrainedConfig):
             before the softmax (fitted on held-out posts by `fit_probability_temperature`).
         rerank_top_k (`int`, defaults to 0): if > 0, `geolocate` re-ranks the contrastive top candidates with the
             matching head (ALBEF-style).
+        place_prior (`str`, *optional*): `"population"` multiplies the calibrated probabilities by each place's
+            population (GeoNames) raised to `place_prior_weight` (see `place_prior.py`); None (the default) leaves them
+            as the few-shot model gives them, i.e. every place equally likely before the post is read.
+        place_prior_weight (`float`, defaults to 1.0): exponent of the prior (1 is Bayes' rule; 0 turns it off).
     """
 
     model_type = "contrastgeo"
@@ -127,6 +133,8 @@ class ContrastGeoConfig(PreTrainedConfig):
     places: list[dict] = field(default_factory=list)
     probability_temperature: float = 1.0
     rerank_top_k: int = 0
+    place_prior: str | None = None
+    place_prior_weight: float = 1.0
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
@@ -164,6 +172,9 @@ class ContrastGeoConfig(PreTrainedConfig):
             raise ValueError(f"num_hard_negatives must be >= 0, got {self.num_hard_negatives}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.place_prior is not None:
+            _check_choice("place_prior", self.place_prior, PLACE_PRIORS)
+        self.place_prior_weight = check_prior_weight(self.place_prior_weight)
         self.places = [dict(place) for place in (self.places or [])]
         if self.location_mode == "classifier" and not self.places:
             raise ValueError("location_mode='classifier' needs the label set: pass places=[...]")

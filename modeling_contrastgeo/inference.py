@@ -3,12 +3,14 @@
 Data flow: posts -> tokenizer -> text encoder -> pooling -> projection -> post embeddings; the gallery of places
 is encoded once and cached (keyed by its content and by the weights' version counters, so any optimizer step or
 `load_state_dict` invalidates it) -> cosine * logit scale / calibration temperature -> softmax over the gallery ->
-top-k -> optional TLM re-ranking of the top candidates.
+top-k -> optional TLM re-ranking of the top candidates. With a place prior (`config.place_prior`), the calibrated
+log-probabilities get the log prior added before the softmax (Bayes' rule; see `place_prior.py`).
 """
 
 import torch
 from torch import nn
 
+from .place_prior import PLACE_PRIORS, log_place_prior
 from .places import normalize_places, places_fingerprint, validate_texts
 
 _MAX_CACHED_GALLERIES = 4
@@ -127,10 +129,6 @@ class GeolocationMixin:
         return normalize_places(places)
 
     # ------------------------------------------------------------------ prediction
-    def _logits(self, post_embeds, gallery) -> torch.Tensor:
-        scale = self.scaled_logit_scale().detach().float()
-        return scale * post_embeds @ gallery.t() / self.config.probability_temperature
-
     def _uncalibrated_logits(self, texts, gallery, batch_size, allow_blank=False) -> torch.Tensor:
         if self.classifier_head is not None:
             chunks = []
@@ -141,9 +139,31 @@ class GeolocationMixin:
         post_embeds = self.encode_posts(texts, batch_size, allow_blank)
         return self.scaled_logit_scale().detach().float() * post_embeds @ gallery.t()
 
-    def _probabilities(self, texts, gallery, batch_size, allow_blank=False) -> torch.Tensor:
+    def _probabilities(self, texts, gallery, batch_size, allow_blank=False, log_prior=None) -> torch.Tensor:
         logits = self._uncalibrated_logits(texts, gallery, batch_size, allow_blank)
-        return (logits / self.config.probability_temperature).softmax(-1)
+        return self._calibrated(logits, log_prior).softmax(-1)
+
+    def _calibrated(self, logits, log_prior=None) -> torch.Tensor:
+        """Logits divided by the calibration temperature, plus the log place prior when there is one."""
+        logits = logits / self.config.probability_temperature
+        return logits if log_prior is None else logits + log_prior.to(logits.device)
+
+    def place_log_prior(self, places=None, place_prior=None) -> torch.Tensor | None:
+        """(C,) float32 log place prior over the gallery (normalised, raised to `config.place_prior_weight`), or None.
+
+        `place_prior`: None uses `config.place_prior`; "population" turns the population prior on; False or "none"
+        turns it off. A probability temperature is fitted without it: the held-out posts are balanced over places.
+        """
+        if place_prior is None:
+            place_prior = self.config.place_prior
+        if place_prior is False or place_prior == "none":
+            place_prior = None
+        if place_prior is not None and place_prior not in PLACE_PRIORS:
+            raise ValueError(f"place_prior={place_prior!r} is not one of {list(PLACE_PRIORS)}, 'none' or False")
+        if place_prior is None or self.config.place_prior_weight == 0:
+            return None
+        places = self.resolve_places(places)
+        return torch.from_numpy(log_place_prior(places, place_prior, self.config.place_prior_weight)).float()
 
     @torch.inference_mode()
     def predict_logits(self, texts, places=None, batch_size: int = 64,
@@ -161,15 +181,16 @@ class GeolocationMixin:
             self.train(was_training)
         return logits, places
 
-    def predict_scores(self, texts, places=None, batch_size: int = 64,
-                       allow_blank: bool = False) -> tuple[torch.Tensor, list[dict]]:
-        """(N, C) calibrated probabilities of every place in the gallery, and the gallery."""
+    def predict_scores(self, texts, places=None, batch_size: int = 64, allow_blank: bool = False,
+                       place_prior=None) -> tuple[torch.Tensor, list[dict]]:
+        """(N, C) calibrated probabilities of every place in the gallery (with the place prior, see
+        `place_log_prior`), and the gallery."""
         logits, places = self.predict_logits(texts, places, batch_size, allow_blank)
-        return (logits / self.config.probability_temperature).softmax(-1), places
+        return self._calibrated(logits, self.place_log_prior(places, place_prior)).softmax(-1), places
 
     @torch.inference_mode()
     def geolocate(self, texts, places=None, top_k: int = 5, batch_size: int = 64, rerank: bool | None = None,
-                  rerank_top_k: int | None = None, allow_blank: bool = False):
+                  rerank_top_k: int | None = None, allow_blank: bool = False, place_prior=None):
         """Where was each post written?
 
         Args:
@@ -182,6 +203,8 @@ class GeolocationMixin:
                 (default: on when `config.rerank_top_k > 0`).
             allow_blank: score empty / whitespace-only posts from the special tokens alone instead of raising
                 (for evaluations that must keep every post of a fixed query set).
+            place_prior: None (the model's `config.place_prior`), "population" (weigh each place by its population,
+                see `place_prior.py`) or False / "none" (every place equally likely before the post is read).
 
         Returns:
             One list per post of `{"name", "latitude", "longitude", "score"}`, best first; scores are calibrated
@@ -191,6 +214,7 @@ class GeolocationMixin:
         if not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
         places = self.resolve_places(places)
+        log_prior = self.place_log_prior(places, place_prior)
         rerank_top_k = rerank_top_k or self.config.rerank_top_k or 10
         rerank = bool(self.config.rerank_top_k) if rerank is None else rerank
         was_training = self.training
@@ -204,9 +228,9 @@ class GeolocationMixin:
                 positions = order[start:start + batch_size]
                 batch = [texts[i] for i in positions]
                 if rerank and self.classifier_head is None:
-                    scores, indices = self._reranked_top(batch, places, gallery, top_k, rerank_top_k)
+                    scores, indices = self._reranked_top(batch, places, gallery, top_k, rerank_top_k, log_prior)
                 else:
-                    probabilities = self._probabilities(batch, gallery, batch_size, allow_blank)
+                    probabilities = self._probabilities(batch, gallery, batch_size, allow_blank, log_prior)
                     scores, indices = probabilities.topk(min(top_k, len(places)), dim=-1)
                 for position, row_scores, row_indices in zip(positions, scores.tolist(), indices.tolist()):
                     results[position] = [
@@ -218,12 +242,13 @@ class GeolocationMixin:
             self.train(was_training)
         return results
 
-    def _reranked_top(self, texts, places, gallery, top_k, rerank_top_k):
+    def _reranked_top(self, texts, places, gallery, top_k, rerank_top_k, log_prior=None):
         """ALBEF-style: contrastive top-R, then the TLM head re-scores those R (probability mass preserved)."""
         encoded = self.tokenize_posts(texts).to(self.device)
         post_features, token_states = self._post_features(**encoded)
         post_embeds = nn.functional.normalize(post_features.float(), dim=-1)
-        probabilities = self._logits(post_embeds, gallery).softmax(-1)
+        scale = self.scaled_logit_scale().detach().float()
+        probabilities = self._calibrated(scale * post_embeds @ gallery.t(), log_prior).softmax(-1)
         num_candidates = min(max(rerank_top_k, top_k), len(places))
         top_probabilities, top_indices = probabilities.topk(num_candidates, dim=-1)
         unique_indices, inverse = top_indices.unique(return_inverse=True)

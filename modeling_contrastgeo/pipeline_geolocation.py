@@ -15,7 +15,7 @@ each group of `min_posts_per_call` posts being one `geolocate` call.
 
 Parameters (at construction or per call): `top_k`, `places` (None = the model's label set, `"geonames"`,
 `"geonames:CC"`, or a list/table of places with name, latitude, longitude), `batch_size`, `rerank`,
-`rerank_top_k`.
+`rerank_top_k`, `place_prior`.
 
 How it is found:
 - installed package: importing `modeling_contrastgeo` registers the task in `PIPELINE_REGISTRY`, so
@@ -63,7 +63,8 @@ class GeolocationPipeline(Pipeline):
     """Where was each post written? Wraps `ContrastGeoModel.geolocate` as a `transformers` pipeline.
 
     Call it with a post, a list of posts or an iterable of posts; keyword arguments `top_k`, `places`, `batch_size`,
-    `rerank` and `rerank_top_k` mean what they mean in `geolocate` and may also be given when the pipeline is built.
+    `rerank`, `rerank_top_k` and `place_prior` mean what they mean in `geolocate` and may also be given when the
+    pipeline is built.
     """
 
     # The model carries its own tokenizer (saved beside its weights): the pipeline does not load a second one.
@@ -81,8 +82,10 @@ class GeolocationPipeline(Pipeline):
         else:
             self.tokenizer = self.model.tokenizer
 
-    def _sanitize_parameters(self, top_k=None, places=None, rerank=None, rerank_top_k=None):
+    def _sanitize_parameters(self, top_k=None, places=None, rerank=None, rerank_top_k=None, place_prior=None):
         forward_params = {}
+        if place_prior is not None:
+            forward_params["place_prior"] = place_prior
         if top_k is not None:
             forward_params["top_k"] = top_k
         if places is not None:

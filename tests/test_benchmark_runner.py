@@ -199,16 +199,19 @@ def test_results_dir_lock_refuses_a_second_run_and_takes_over_a_stale_lock(tmp_p
 def test_trained_methods_run_in_process_and_share_training(tmp_path, tiny_encoder, monkeypatch):
     monkeypatch.setattr(runner_module, "load_task_data",
                         lambda name, raw_dir=None: TaskData.from_task(name, _synthetic_task()))
-    options = _options(tmp_path, tiny_encoder, only_methods=["classifier", "contrastgeo", "contrastgeo-rerank"],
-                       shots=[4], seeds=[0], train_flag=[("max_train_steps", 2)])
+    methods = ["classifier", "contrastgeo", "contrastgeo-rerank", "contrastgeo-no-prior"]
+    options = _options(tmp_path, tiny_encoder, only_methods=methods, shots=[4], seeds=[0],
+                       train_flag=[("max_train_steps", 2)])
     assert BenchmarkRunner(options).run() == 0
     records = {r["method"]: r for r in json.loads((tmp_path / "results" / "results.json").read_text())}
-    assert set(records) == {"classifier", "contrastgeo", "contrastgeo-rerank"}
+    assert set(records) == set(methods)
     assert all(r["num_examples"] == 12 and r["settings"]["extra_train_flags"] == {"max_train_steps": 2}
                for r in records.values())
     # the re-ranking variant is scored on the model trained for the default, not on a second training run
     assert records["contrastgeo-rerank"]["train_time_s"] == records["contrastgeo"]["train_time_s"]
     assert records["contrastgeo-rerank"]["config_hash"] != records["contrastgeo"]["config_hash"]
+    # so is the variant without the place prior (train.py reports both scorings of its model)
+    assert records["contrastgeo-no-prior"]["train_time_s"] == records["contrastgeo"]["train_time_s"]
     assert not list((tmp_path / "work" / "runs" / "synthetic").iterdir())  # models deleted after scoring
 
 
@@ -220,3 +223,35 @@ def test_readme_headline_is_the_committed_results(mode, results_dir):
     assert text_between_markers(readme, *readme_headline_markers(mode)) == render_headline(records).strip("\n"), (
         f"run: python benchmarks/run_benchmark.py --mode {mode} --report-only --write-readme README.md")
     assert (REPO_ROOT / results_dir / "HEADLINE.md").read_text(encoding="utf-8") == render_headline(records)
+
+
+def test_without_place_prior_reads_the_prefixed_metrics():
+    from contrastgeo.benchmarking.trained import without_place_prior
+
+    metrics = {"top1": 0.5, "ece": 0.1, "num_examples": 12, "without_place_prior/top1": 0.25,
+               "without_place_prior/ece": 0.2}
+    assert without_place_prior(metrics) == {"top1": 0.25, "ece": 0.2, "num_examples": 12}
+    assert without_place_prior({"top1": 0.5}) == {"top1": 0.5}  # a model without a prior: one scoring
+
+
+def test_prior_methods_use_populations_and_the_heldout_draw_of_train_py():
+    from contrastgeo import baselines
+    from contrastgeo.training.data import _heldout_posts
+    from datasets_scripts.fewshot import k_shot_indices
+    from modeling_contrastgeo.place_prior import log_place_prior
+
+    data = TaskData.from_task("synthetic", _synthetic_task())
+    prior = methods_module.METHODS_BY_NAME["population-prior"]
+    scores = methods_module.frozen_scores(prior, data)
+    np.testing.assert_allclose(scores, np.broadcast_to(log_place_prior(data.places), scores.shape))
+    assert data.places[scores[0].argmax()]["name"].startswith("Zürich")  # the most populous of the four
+
+    support, _ = k_shot_indices(data.task["pool"], 2, 1)
+    heldout = _heldout_posts(data.task["pool"].select_columns(["text", "label"]), support, 1)
+    plain = baselines.tfidf_logistic_regression_scores(
+        [data.pool_texts[i] for i in support], data.pool_labels[support], data.query_texts + list(heldout["text"]), 4)
+    expected = baselines.calibrated_log_probabilities(plain[:12], plain[12:], np.asarray(heldout["label"])) + \
+        log_place_prior(data.places)
+    with_prior = methods_module.frozen_scores(methods_module.METHODS_BY_NAME["tfidf-logreg+prior"], data, support,
+                                              seed=1)
+    np.testing.assert_allclose(with_prior, expected, rtol=1e-6)

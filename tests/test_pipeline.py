@@ -67,6 +67,10 @@ def test_pipeline_from_saved_folder_returns_geolocate_records(folder_pipeline, m
     reranked = folder_pipeline(POSTS, rerank=True, rerank_top_k=4, top_k=3)
     assert reranked == model.geolocate(POSTS, rerank=True, rerank_top_k=4, top_k=3)
     assert reranked != model.geolocate(POSTS, top_k=3), "rerank=True must reach geolocate"
+    heavy = [dict(place, population=10 ** 12 if index == 1 else 1) for index, place in enumerate(OTHER_PLACES)]
+    with_prior = folder_pipeline(POSTS, places=heavy, place_prior="population", top_k=2)
+    assert with_prior == model.geolocate(POSTS, places=heavy, place_prior="population", top_k=2)
+    assert with_prior != model.geolocate(POSTS, places=heavy, top_k=2), "place_prior must reach geolocate"
 
 
 def test_pipeline_for_a_model_object_with_parameters_at_construction(model, tmp_path):

@@ -167,6 +167,30 @@ def test_places_geonames_country_and_places_file(saved_model, model, tmp_path):
     assert [row["predictions"] for row in output] == model.geolocate(GOOD_POSTS, places=OTHER_PLACES, top_k=2)
 
 
+def test_place_prior_flag_uses_the_places_file_populations(saved_model, model, tmp_path):
+    write_rows(tmp_path / "posts.jsonl", [{"text": post} for post in GOOD_POSTS], "jsonl")
+    first_without_prior = {row[0]["name"] for row in model.geolocate(GOOD_POSTS, places=PLACES)}
+    heavy = next(index for index, place in enumerate(PLACES) if place["name"] not in first_without_prior)
+    populations = [1000] * len(PLACES)
+    populations[heavy] = 10 ** 12
+    populations[heavy - 1] = ""  # a blank cell: GeoNames' population of the nearest city
+    places_file = tmp_path / "places.csv"
+    write_rows(places_file, [{"label": place["name"], "latitude": place["latitude"], "longitude": place["longitude"],
+                              "population": population} for place, population in zip(PLACES, populations)], "csv")
+    gallery = [dict(place, **({"population": population} if population != "" else {}))
+               for place, population in zip(PLACES, populations)]
+    for flag in ("population", "none"):
+        output_file = tmp_path / f"{flag}.jsonl"
+        assert predict(saved_model, "--input", tmp_path / "posts.jsonl", "--output", output_file,
+                       "--places", places_file, "--place-prior", flag, "--top-k", 2, "--quiet") == 0
+        expected = model.geolocate(GOOD_POSTS, places=gallery, top_k=2, place_prior=flag)
+        output = [row["predictions"] for row in read_rows(output_file, "jsonl")]
+        assert output == expected
+    # With the prior, the place of 10^12 people wins every post; the saved model has no prior of its own.
+    with_prior = read_rows(tmp_path / "population.jsonl", "jsonl")
+    assert {row["predictions"][0]["name"] for row in with_prior} == {PLACES[heavy]["name"]}
+
+
 def test_top_k_columns(saved_model, model, tmp_path):
     write_rows(tmp_path / "posts.csv", [{"text": post} for post in GOOD_POSTS], "csv")
     assert predict(saved_model, "--input", tmp_path / "posts.csv", "--output", tmp_path / "one.parquet",

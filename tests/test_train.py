@@ -293,6 +293,26 @@ def test_places_file_sets_names_and_coordinates(tiny, tmp_path):
     assert [place["latitude"] for place in saved] == pytest.approx(places["latitude"].tolist())
 
 
+def test_place_prior_run_saves_populations_and_reports_scores_with_and_without_it(tiny, tmp_path):
+    from modeling_contrastgeo.place_prior import place_populations
+    from modeling_contrastgeo.places import normalize_places
+
+    results = train(geolocation_argv(tiny, tmp_path, "--place-prior", "population", "--max-train-steps", 2))
+    model = load_saved(tmp_path)
+    assert model.config.place_prior == "population" and model.config.place_prior_weight == 1.0
+    # Looked up once at training (GeoNames' nearest city to each label's coordinates) and saved with the label set.
+    bare = [{key: place[key] for key in ("name", "latitude", "longitude")} for place in model.config.places]
+    assert [place["population"] for place in model.config.places] == place_populations(normalize_places(bare)).tolist()
+    assert reevaluated_top1(model, tiny["query"]) == pytest.approx(results["top1"])
+    model.config.place_prior = None
+    assert reevaluated_top1(model, tiny["query"]) == pytest.approx(results["without_place_prior/top1"])
+    assert METRIC_KEYS <= {key.split("/", 1)[1] for key in results if key.startswith("without_place_prior/")}
+
+    results = train(geolocation_argv(tiny, tmp_path / "none", "--place-prior", "none", "--max-train-steps", 1))
+    assert load_saved(tmp_path / "none").config.place_prior is None
+    assert not any(key.startswith("without_place_prior/") for key in results)
+
+
 def test_eval_labels_unknown_to_training_are_an_error(tiny, tmp_path):
     query = pd.read_csv(tiny["query"])
     query.loc[3, "label"] = "Atlantis"
@@ -427,6 +447,8 @@ def test_shipped_configs_parse(name):
     ("lora: yes please\n", "--lora must be true or false"),
     ("location_mode: classifier\n", "use --objective classifier"),
     ("model_config:\n  tlm_fusion: concat\n  places: []\n", "come from the data"),
+    ("place_prior: census\n", "--place-prior got 'census': must be one of population or none"),
+    ("place_prior_weight: -1\n", "--place-prior-weight got -1: must be a finite number >= 0"),
 ])
 def test_bad_config_values_are_named(tiny, tmp_path, content, message):
     from contrastgeo.training import parse_args

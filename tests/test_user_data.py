@@ -247,6 +247,20 @@ def test_places_file_fixes_the_places_when_posts_have_coordinates(tmp_path):
     assert [(place["name"], place["latitude"], place["longitude"]) for place in places] == [("B", 46.0, 7.0), ("Z", 47.0, 8.0)]
 
 
+def test_places_file_population_column_is_kept_and_checked(tmp_path):
+    path = write_posts(POSTS, tmp_path / "posts.jsonl")
+    places_path = tmp_path / "places.csv"
+    places_path.write_text("label,latitude,longitude,population\nZurich,47.37,8.54,421878\nBern,46.95,7.45,\n")
+    _, places = load_user_dataset(path, places_path=places_path)
+    # A blank cell leaves the population to GeoNames (the place prior looks it up): no key, not a 0.
+    assert [(place["name"], place.get("population")) for place in places] == [("Bern", None), ("Zurich", 421878.0)]
+    places_path.write_text("label,latitude,longitude,population\nZurich,47.37,8.54,lots\nBern,46.95,7.45,-3\n")
+    with pytest.raises(ValueError) as error:
+        load_places_file(places_path)
+    assert "line 2: population 'lots' is not a number" in str(error.value)
+    assert "line 3: population -3.0 must be a finite number >= 0" in str(error.value)
+
+
 def test_file_that_is_not_utf8_is_named(tmp_path):
     path = tmp_path / "latin1.csv"
     path.write_bytes("text,label,latitude,longitude\nok,A,1,2\nZ\u00fcrich,A,1,2\n".encode("latin-1"))

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from contrastgeo import baselines
+from datasets_scripts.fewshot import HELDOUT_POSTS_PER_LABEL, heldout_indices
+from modeling_contrastgeo.place_prior import log_place_prior
 
 REFERENCE, FEW_SHOT, ABLATION = "reference", "few-shot", "ablation"
 # The prompt ContrastGeo trains with (ContrastGeoConfig's default), and the bare place name.
@@ -30,7 +32,9 @@ RERANK_TOP_K = 10
 class Method:
     name: str
     group: str
-    kind: str  # "counts", "frozen" (needs frozen embeddings), "text" (raw text only) or "trained"
+    # "counts" (pool label counts), "places" (the places alone), "frozen" (needs frozen embeddings), "text" (raw text
+    # only) or "trained"
+    kind: str
     description: str
     settings: dict = field(default_factory=dict)
     objective: str | None = None
@@ -56,6 +60,10 @@ class Method:
 # issue were measured with it (full-pool rows reproduce to 0.1 point); sklearn's default C=1 differs by 1-2 points.
 LOGREG_SETTINGS = {"C": 10.0, "max_iter": 1000}
 TFIDF_SETTINGS = {"analyzer": "char_wb", "ngram_range": [1, 5], "C": 10.0, "sublinear_tf": True, "max_iter": 1000}
+# The place prior as train.py applies it: Bayes' rule on probabilities calibrated on held-out pool posts (up to
+# HELDOUT_POSTS_PER_LABEL per place outside the K shots, the draw train.py makes).
+PRIOR_SETTINGS = {"place_prior": "population", "place_prior_weight": 1.0, "calibration": "heldout",
+                  "heldout_per_label": HELDOUT_POSTS_PER_LABEL}
 
 
 def _contrastgeo(name, description, group=ABLATION, evaluation=None, needs_csp=False, **train_flags):
@@ -65,6 +73,8 @@ def _contrastgeo(name, description, group=ABLATION, evaluation=None, needs_csp=F
 
 METHODS = [
     Method("majority", REFERENCE, "counts", "most frequent pool class (label counts only; a reference)"),
+    Method("population-prior", REFERENCE, "places", "the population prior alone (GeoNames, no text): the most "
+           "populous place for every post", settings={"place_prior": "population"}),
     Method("zero-shot", REFERENCE, "frozen", "cosine between frozen post embeddings and place prompts "
            f"{list(DEFAULT_PROMPT_TEMPLATES)}", settings={"prompt_templates": list(DEFAULT_PROMPT_TEMPLATES)}),
     Method("zero-shot-name", REFERENCE, "frozen", "zero-shot with the bare place name as the prompt",
@@ -80,9 +90,13 @@ METHODS = [
            settings=LOGREG_SETTINGS),
     Method("tfidf-logreg", FEW_SHOT, "text", "char_wb 1-5 n-gram TF-IDF + logistic regression on the support set",
            settings=TFIDF_SETTINGS),
+    Method("tfidf-logreg+prior", FEW_SHOT, "text", "tfidf-logreg with a temperature fitted on held-out pool posts, "
+           "times the population prior (as train.py's place prior)", settings={**TFIDF_SETTINGS, **PRIOR_SETTINGS}),
     Method("classifier", FEW_SHOT, "trained", "fine-tuned encoder + linear head (train.py --objective classifier; "
            "the supervised formulation of transTagger)", objective="classifier"),
     _contrastgeo("contrastgeo", "ContrastGeo with train.py's defaults (TLC + TLM)", group=FEW_SHOT),
+    _contrastgeo("contrastgeo-no-prior", "the default model scored without its place prior", group=FEW_SHOT,
+                 evaluation={"place_prior": "none"}),
     _contrastgeo("contrastgeo-tlc-only", "TLC only (tlm_weight 0)", tlm_weight=0.0),
     _contrastgeo("contrastgeo-fusion-sum", "TLM fusion: sum", tlm_fusion="sum"),
     _contrastgeo("contrastgeo-fusion-concat", "TLM fusion: concat", tlm_fusion="concat"),
@@ -114,9 +128,14 @@ def prompt_templates_needed(methods):
     return {tuple(m.settings["prompt_templates"]) for m in methods if "prompt_templates" in m.settings}
 
 
-def frozen_scores(method, data, support_indices=None):
+def _log_prior(method, data):
+    return log_place_prior(data.places, method.settings["place_prior"], method.settings.get("place_prior_weight", 1.0))
+
+
+def frozen_scores(method, data, support_indices=None, seed=None):
     """(N_query, C) scores of a non-trained method on `data` (a `TaskData` whose `embeddings` and
-    `prompt_embeddings[templates]` are filled for frozen methods); support_indices index the pool."""
+    `prompt_embeddings[templates]` are filled for frozen methods); support_indices index the pool, drawn with
+    `seed` (which also draws the held-out posts of the methods that calibrate)."""
     num_classes, num_queries = data.num_classes, len(data.query_labels)
     if method.group == REFERENCE:
         train_rows = np.arange(len(data.pool_labels))
@@ -127,13 +146,24 @@ def frozen_scores(method, data, support_indices=None):
     train_labels = data.pool_labels[train_rows]
     if method.name == "majority":
         return baselines.majority_class_scores(train_labels, num_classes, num_queries)
+    if method.kind == "places":
+        return np.broadcast_to(_log_prior(method, data), (num_queries, num_classes)).copy()
     if method.kind == "text":
-        return baselines.tfidf_logistic_regression_scores(
-            [data.pool_texts[i] for i in train_rows], train_labels, data.query_texts, num_classes,
+        heldout_rows = np.zeros(0, dtype=np.int64)
+        if "place_prior" in method.settings:
+            heldout_rows = heldout_indices(data.pool_labels, train_rows, seed, method.settings["heldout_per_label"])
+        probabilities = baselines.tfidf_logistic_regression_scores(
+            [data.pool_texts[i] for i in train_rows], train_labels,
+            data.query_texts + [data.pool_texts[i] for i in heldout_rows], num_classes,
             analyzer=method.settings["analyzer"], ngram_range=method.settings["ngram_range"],
             C=method.settings["C"], sublinear_tf=method.settings["sublinear_tf"],
             max_iter=method.settings["max_iter"],
         )
+        if "place_prior" not in method.settings:
+            return probabilities
+        query_log_probabilities = baselines.calibrated_log_probabilities(
+            probabilities[:num_queries], probabilities[num_queries:], data.pool_labels[heldout_rows])
+        return query_log_probabilities + _log_prior(method, data)
     embeddings = data.embeddings
     prompts = data.prompt_embeddings.get(tuple(method.settings.get("prompt_templates", ())))
     if method.name.startswith("zero-shot"):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contrastgeo.training.evaluation import WITHOUT_PLACE_PRIOR
+
 from .evaluation import metrics_from_ranking
 from .records import config_hash
 
@@ -33,6 +35,16 @@ def _flag_arguments(flags):
         elif value is not None and value is not False:
             argv += [flag, str(value)]
     return argv
+
+
+def without_place_prior(metrics):
+    """The metrics train.py reports for its model scored without the place prior (`without_place_prior/<name>`);
+    a model without a prior is scored the same either way."""
+    prefix = f"{WITHOUT_PLACE_PRIOR}/"
+    if not any(key.startswith(prefix) for key in metrics):
+        return metrics
+    return {**{key: value for key, value in metrics.items() if "/" not in key},
+            **{key[len(prefix):]: value for key, value in metrics.items() if key.startswith(prefix)}}
 
 
 class TrainedMethodRunner:
@@ -148,6 +160,8 @@ class TrainedMethodRunner:
             evaluation_started = time.perf_counter()
             if method.evaluation.get("rerank_top_k"):
                 method_metrics = self.reranked_metrics(output_dir, data, method.evaluation["rerank_top_k"])
+            elif method.evaluation.get("place_prior") == "none":
+                method_metrics = without_place_prior(metrics)
             else:
                 method_metrics = metrics
             results[method.name] = (method_metrics, {"train_time_s": train_seconds,

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from modeling_contrastgeo.char_ngrams import CHANNEL_STARTS, CROSS_VALIDATED
+from modeling_contrastgeo.place_prior import PLACE_PRIORS
 
 from .defaults import (
     DEFAULT_TEXT_ENCODER_PACKAGE,
@@ -25,7 +26,7 @@ from .defaults import (
 MODEL_FLAGS = (
     "location_mode", "projection_dim", "pooling", "prompt_templates", "tlm_fusion", "fusion_encoder",
     "num_hard_negatives", "hard_negative_strategy", "tlc_weight", "tlm_weight", "label_smoothing",
-    "location_encoder_kind", "max_post_length",
+    "location_encoder_kind", "max_post_length", "place_prior", "place_prior_weight",
 )
 # Config fields that come from the data, never from the user.
 DATA_MODEL_FIELDS = ("text_config", "places", "text_encoder_name_or_path", "location_prior_num_classes",
@@ -67,13 +68,28 @@ def _non_negative_int(text):
     return value
 
 
+def _non_negative_float(text):
+    value = float(text)
+    if not value >= 0.0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def _optional_non_negative_float(text):
     if _means_none(text):
         return None
-    value = float(text)
-    if not value >= 0.0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 or none, got {text}")
-    return value
+    try:
+        return _non_negative_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 or none, got {text}") from None
+
+
+def _place_prior(text):
+    if _means_none(text):
+        return None
+    if text not in PLACE_PRIORS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(PLACE_PRIORS)} or none, got {text}")
+    return text
 
 
 def _start_scale(text):
@@ -170,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--location-encoder-kind",
                        choices=("grid", "theory", "sphereC", "sphereC+", "sphereM", "sphereM+", "wrap"))
     model.add_argument("--max-post-length", type=_positive_int)
+    model.add_argument("--place-prior", type=_place_prior,
+                       help="multiply the calibrated probabilities by each place's population (GeoNames, or the "
+                            "places file's population column): population (contrastgeo default) or none")
+    model.add_argument("--place-prior-weight", type=_non_negative_float,
+                       help="exponent of the place prior (1: Bayes' rule, the default; 0: no prior)")
     model.add_argument("--model-config", nargs="+", type=_key_value, metavar="KEY=VALUE",
                        help="any other ContrastGeoConfig field (VALUE parsed as JSON when possible)")
 

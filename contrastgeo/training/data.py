@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from datasets_scripts import load_task
-from datasets_scripts.fewshot import k_shot_indices
+from datasets_scripts.fewshot import HELDOUT_POSTS_PER_LABEL, heldout_indices, k_shot_indices
 from datasets_scripts.file_rows import read_rows
 from datasets_scripts.user_data import load_user_dataset, spherical_mean
 from modeling_contrastgeo.places import check_coordinate
@@ -29,7 +29,6 @@ from modeling_contrastgeo.places import check_coordinate
 from .defaults import TASK_SPLITS
 
 logger = logging.getLogger(__name__)
-HELDOUT_POSTS_PER_LABEL = 8
 _MAX_LISTED_PROBLEMS = 10
 
 
@@ -155,7 +154,7 @@ def load_geolocation_data(args) -> GeolocationData:
     else:
         pool, file_places = load_user_dataset(args.train_file, places_path=args.places_file, **user_columns)
         label_names = _label_names(pool, args.train_file)
-        places = [{"name": place["name"], "latitude": place["latitude"], "longitude": place["longitude"]}
+        places = [{key: place[key] for key in ("name", "latitude", "longitude", "population") if key in place}
                   for place in file_places]
         evaluation = None
         if args.eval_file is not None:
@@ -182,16 +181,8 @@ def load_geolocation_data(args) -> GeolocationData:
 
 def _heldout_posts(pool, support_rows, seed, per_label=HELDOUT_POSTS_PER_LABEL):
     """Up to `per_label` posts per label from the pool rows outside the support set (None when there are none)."""
-    remaining = np.setdiff1d(np.arange(len(pool)), support_rows)
-    if remaining.size == 0:
-        return None
-    rest = pool.select(remaining.tolist())
-    labels = np.asarray(rest["label"])
-    # A different stream from the shots' draw (seed), so the held-out posts do not depend on K's draw order.
-    rng = np.random.default_rng([seed, 1])
-    chosen = [rng.choice(rows, size=min(per_label, rows.size), replace=False)
-              for rows in (np.flatnonzero(labels == label) for label in np.unique(labels))]
-    return rest.select(np.sort(np.concatenate(chosen)).tolist())
+    rows = heldout_indices(pool["label"], support_rows, seed, per_label)
+    return pool.select(rows.tolist()) if rows.size else None
 
 
 # --------------------------------------------------------------------------- plain point files (csp, location-prior)

@@ -138,6 +138,11 @@ MODEL_DEFAULTS = {
         "char_ngram_buckets": 65536,
         "char_ngram_range": [1, 5],
         "char_ngram_dim": 64,
+        # Bayes' rule with each place's population (GeoNames) as the prior, on the probabilities calibrated on
+        # held-out posts: the shots are balanced over places, posts are not. umass-global K=16 seed 0 (top-1 % /
+        # median km): without 42.8 / 1188, with 48.5 / 583. Benchmark cells: contrastgeo vs contrastgeo-no-prior.
+        "place_prior": "population",
+        "place_prior_weight": 1.0,
     },
     "classifier": {"location_mode": "classifier", "projection_dim": None, "pooling": "mean"},
     "csp": {"location_mode": "coordinates", "projection_dim": None, "pooling": "mean"},

@@ -1,11 +1,12 @@
 """Evaluation of each objective. Every process scores its shard of the evaluation rows (an index DataLoader prepared
 by Accelerate) and `gather_for_metrics` joins the shards, dropping the rows repeated to even them out.
 
-- geolocation (contrastgeo, classifier): `model.predict_scores` over the label set; the predicted place is the
-  argmax, its coordinates are scored against the post's own coordinates with
-  `contrastgeo.metrics.compute_geolocation_metrics` (top1, top5, macro_acc, acc@{1,25,161,200,750,2500}km, mean_km,
-  median_km), and the expected calibration error of the top-1 probability with the model's temperature (`ece`) and
-  with temperature 1 (`ece_uncalibrated`).
+- geolocation (contrastgeo, classifier): the model's calibrated scores over the label set (`predict_scores`: logits
+  over the temperature, plus the log place prior when the model has one); the predicted place is the argmax, its
+  coordinates are scored against the post's own coordinates with `contrastgeo.metrics.compute_geolocation_metrics`
+  (top1, top5, macro_acc, acc@{1,25,161,200,750,2500}km, mean_km, median_km), and the expected calibration error of
+  the top-1 probability with the model's temperature (`ece`) and with temperature 1 (`ece_uncalibrated`). A model
+  with a place prior also gets the ranking metrics without it, as `without_place_prior/<metric>`.
 - csp: the CSP loss terms on held-out rows and location-to-content retrieval accuracy within evaluation batches.
 - location-prior: top-1 / top-5 accuracy of ranking the classes by the prior alone.
 """
@@ -16,6 +17,8 @@ import numpy as np
 import torch
 
 from contrastgeo.metrics import compute_geolocation_metrics, expected_calibration_error
+
+WITHOUT_PLACE_PRIOR = "without_place_prior"
 
 
 @contextlib.contextmanager
@@ -51,22 +54,30 @@ def evaluate_geolocation(accelerator, model, eval_dataloader, evaluation: dict, 
 
     with preserved_rng(accelerator):
         indices, logits = _gathered_rows(accelerator, eval_dataloader, score_batch)
-    ranked = logits.topk(top_k, dim=-1).indices.numpy()
-    predicted = ranked[:, 0]
     references = evaluation["label"][indices]
-    place_latitudes = np.array([place["latitude"] for place in places])
-    place_longitudes = np.array([place["longitude"] for place in places])
-    metrics = compute_geolocation_metrics(
-        place_latitudes[predicted], place_longitudes[predicted],
-        evaluation["latitude"][indices], evaluation["longitude"][indices],
-        predictions=predicted, references=references, top_k_predictions=ranked,
-    )
+    place_latlon = np.array([[place["latitude"], place["longitude"]] for place in places])
+
     temperature = unwrapped.config.probability_temperature
-    correct = predicted == references
-    for key, scale in (("ece", temperature), ("ece_uncalibrated", 1.0)):
-        confidences = (logits / scale).softmax(-1).max(-1).values.numpy()
-        metrics[key] = expected_calibration_error(confidences, correct)
+
+    def scored(log_prior):
+        ranked = (logits / temperature + log_prior).topk(top_k, dim=-1).indices.numpy()
+        predicted = ranked[:, 0]
+        metrics = compute_geolocation_metrics(
+            place_latlon[predicted, 0], place_latlon[predicted, 1],
+            evaluation["latitude"][indices], evaluation["longitude"][indices],
+            predictions=predicted, references=references, top_k_predictions=ranked,
+        )
+        for key, scale in (("ece", temperature), ("ece_uncalibrated", 1.0)):
+            # With a prior, the temperature moves the ranking too: each scale is judged on its own predictions.
+            confidences, scale_predicted = (logits / scale + log_prior).softmax(-1).max(-1)
+            metrics[key] = expected_calibration_error(confidences.numpy(), scale_predicted.numpy() == references)
+        return metrics
+
+    log_prior = unwrapped.place_log_prior()  # over the saved label set, whose populations were looked up once
+    metrics = scored(0.0 if log_prior is None else log_prior)
     metrics["probability_temperature"] = float(temperature)
+    if log_prior is not None:
+        metrics.update({f"{WITHOUT_PLACE_PRIOR}/{key}": value for key, value in scored(0.0).items()})
     return metrics
 
 

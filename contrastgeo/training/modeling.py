@@ -6,6 +6,8 @@ import torch
 from safetensors import safe_open
 
 from modeling_contrastgeo import ContrastGeoConfig, ContrastGeoModel
+from modeling_contrastgeo.place_prior import place_populations
+from modeling_contrastgeo.places import normalize_places
 
 from .config import resolve_text_encoder
 from .lora import TEXT_ENCODER_ATTRIBUTES
@@ -22,6 +24,10 @@ def build_model(config: dict, places=None, class_names=None) -> ContrastGeoModel
     if class_names is not None:
         model_kwargs["location_prior_num_classes"] = len(class_names)
         model_kwargs["location_prior_class_names"] = list(class_names)
+    if places and model_kwargs.get("place_prior"):
+        # Saved with the label set, so that the prior needs no gazetteer lookup when the model is used.
+        places = [dict(place, population=float(population))
+                  for place, population in zip(places, place_populations(normalize_places(places)))]
     model = ContrastGeoModel.from_text_encoder(resolve_text_encoder(config["model_name_or_path"]), places=places,
                                                **model_kwargs)
     if places:

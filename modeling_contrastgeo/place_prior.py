@@ -1,0 +1,83 @@
+"""A place prior: how likely a post is to come from each place before its text is read.
+
+Posts are written where people are. A few-shot model sees the same number of posts per place, so its calibrated
+probabilities are p_balanced(place | post), proportional to the likelihood p(post | place). Bayes' rule with a prior
+gives p(place | post) proportional to p_balanced(place | post) * prior(place) ** weight; weight 1 is the exact rule,
+a smaller weight trusts the prior less. The prior a user always has is the population of each place from GeoNames;
+the pool's label counts, which a few-shot user does not have, are not used.
+
+`place_populations` takes a place's own `population` field when it has one (GeoNames galleries carry it; a places
+file may have the column, where a blank cell means "not known") and otherwise the population of the nearest GeoNames city of 15,000+ people within
+`NEAREST_CITY_MAX_KM`; a place with no such city nearby counts as a place of `DEFAULT_POPULATION` people.
+"""
+
+import math
+
+import numpy as np
+
+PLACE_PRIORS = ("population",)
+# Farther than this from any city of 15,000+ people, a place is a smaller town (or a point that is not a city).
+NEAREST_CITY_MAX_KM = 25.0
+# GeoNames' cities15000 threshold: what a place with no such city nearby is assumed to hold at most.
+DEFAULT_POPULATION = 15000
+_MIN_POPULATION = 1.0  # GeoNames lists a few seats with population 0; log(0) would rule them out entirely
+
+
+def _own_population(place, index):
+    """A place's `population` field as a float, or None when it has none (absent, None, a blank string, NaN)."""
+    value = place.get("population")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"place {index} ({place.get('name')}): population must be a number, got {value!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"place {index} ({place.get('name')}): population must be a finite number >= 0, got {value}")
+    return value
+
+
+def place_populations(places, max_distance_km: float = NEAREST_CITY_MAX_KM) -> np.ndarray:
+    """(C,) float64 population per place (validated places: dicts with name, latitude, longitude).
+
+    A place's own `population` wins; the others get the nearest GeoNames city's (cities15000) when it lies within
+    `max_distance_km`, else `DEFAULT_POPULATION`.
+    """
+    populations = np.array([np.nan if (own := _own_population(place, index)) is None else own
+                            for index, place in enumerate(places)], dtype=np.float64)
+    missing = np.flatnonzero(np.isnan(populations))
+    if missing.size:
+        from .gazetteer import haversine_km, load_geonames_cities, nearest_city_indices
+
+        cities = load_geonames_cities()
+        city_latitudes = np.array([city["latitude"] for city in cities])
+        city_longitudes = np.array([city["longitude"] for city in cities])
+        latitudes = np.array([places[i]["latitude"] for i in missing])
+        longitudes = np.array([places[i]["longitude"] for i in missing])
+        nearest = nearest_city_indices(latitudes, longitudes, city_latitudes, city_longitudes)
+        distances = haversine_km(latitudes, longitudes, city_latitudes[nearest], city_longitudes[nearest])
+        city_populations = np.array([cities[i]["population"] for i in nearest], dtype=np.float64)
+        populations[missing] = np.where(distances <= max_distance_km, city_populations, DEFAULT_POPULATION)
+    return populations
+
+
+def log_place_prior(places, kind: str = "population", weight: float = 1.0) -> np.ndarray:
+    """(C,) log of the normalised prior raised to `weight`: weight * log(prior) - log(sum(prior ** weight))."""
+    if kind not in PLACE_PRIORS:
+        raise ValueError(f"place prior {kind!r} is not one of {list(PLACE_PRIORS)}")
+    check_prior_weight(weight)
+    log_prior = weight * np.log(np.maximum(place_populations(places), _MIN_POPULATION))
+    return log_prior - np.logaddexp.reduce(log_prior)
+
+
+def check_prior_weight(weight) -> float:
+    """The prior's exponent as a float; ValueError unless it is a finite number >= 0."""
+    try:
+        weight = float(weight)
+    except (TypeError, ValueError):
+        raise ValueError(f"place_prior_weight must be a number, got {weight!r}") from None
+    if not math.isfinite(weight) or weight < 0:
+        raise ValueError(f"place_prior_weight must be a finite number >= 0, got {weight}")
+    return weight

@@ -1,0 +1,129 @@
+"""The place prior: populations from the places or GeoNames, Bayes' rule in geolocate / predict_scores, bad input."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_contrastgeo import ContrastGeoConfig, ContrastGeoModel
+from modeling_contrastgeo.gazetteer import load_geonames_cities
+from modeling_contrastgeo.place_prior import DEFAULT_POPULATION, log_place_prior, place_populations
+from modeling_contrastgeo.places import normalize_places
+from tests.tiny_models import SWISS_PLACES, make_tiny_encoder
+
+POSTS = ["Grüezi mitenand, hüt gö mer id Badi", "Basler Fasnacht isch s Beschte", "Bärn isch schön"]
+
+
+def geonames_population(name):
+    return next(city["population"] for city in load_geonames_cities(["CH"]) if city["city"] == name)
+
+
+def test_populations_come_from_the_place_or_the_nearest_geonames_city():
+    places = normalize_places([
+        {"name": "Zürich", "latitude": 47.37, "longitude": 8.55},  # GeoNames' Zürich point is a few hundred m away
+        {"name": "my village", "latitude": 47.0, "longitude": 8.0, "population": 1234},
+        {"name": "mid-Pacific", "latitude": 0.0, "longitude": -150.0},
+        {"name": "blank", "latitude": 46.95, "longitude": 7.45, "population": ""},  # a blank CSV cell: look it up
+        {"name": "NaN", "latitude": 46.95, "longitude": 7.45, "population": float("nan")},
+    ])
+    populations = place_populations(places)
+    assert populations.tolist() == [geonames_population("Zürich"), 1234.0, DEFAULT_POPULATION,
+                                    geonames_population("Bern"), geonames_population("Bern")]
+
+
+def test_log_prior_is_normalised_and_proportional_to_population_to_the_weight():
+    places = normalize_places([{"name": str(n), "latitude": 0.0, "longitude": 0.0, "population": n}
+                               for n in (100, 300, 600)])
+    for weight in (1.0, 0.5):
+        log_prior = log_place_prior(places, "population", weight)
+        assert math.isclose(np.logaddexp.reduce(log_prior), 0.0, abs_tol=1e-12)
+        expected = np.array([100, 300, 600], dtype=np.float64) ** weight
+        np.testing.assert_allclose(np.exp(log_prior), expected / expected.sum())
+    np.testing.assert_allclose(np.exp(log_place_prior(places, "population", 0.0)), [1 / 3] * 3)
+    # A population of 0 (GeoNames lists a few seats so) makes a place unlikely, not impossible.
+    zero = normalize_places([{"name": "a", "latitude": 0, "longitude": 0, "population": 0},
+                             {"name": "b", "latitude": 0, "longitude": 0, "population": 10}])
+    assert np.isfinite(log_place_prior(zero)).all()
+    with pytest.raises(ValueError, match="place prior 'census' is not one of"):
+        log_place_prior(zero, "census")
+
+
+@pytest.mark.parametrize("population, message", [
+    ("many", "population must be a number, got 'many'"),
+    (-5, "population must be a finite number >= 0, got -5.0"),
+    (float("inf"), "population must be a finite number >= 0, got inf"),
+])
+def test_bad_populations_are_named(population, message):
+    places = normalize_places([{"name": "Bern", "latitude": 46.95, "longitude": 7.45},
+                               {"name": "Nowhere", "latitude": 46.0, "longitude": 7.0, "population": population}])
+    with pytest.raises(ValueError, match=f"place 1 \\(Nowhere\\): {message}"):
+        place_populations(places)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"place_prior": "census"}, "place_prior='census' is not one of"),
+    ({"place_prior_weight": -1.0}, "place_prior_weight must be a finite number >= 0"),
+    ({"place_prior_weight": float("nan")}, "place_prior_weight must be a finite number >= 0"),
+])
+def test_bad_prior_settings_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ContrastGeoConfig(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, minilm_path):
+    encoder = make_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"), minilm_path)
+    torch.manual_seed(0)
+    places = [dict(place, population=population)
+              for place, population in zip(SWISS_PLACES, (400000, 130000, 170000, 80000))]
+    model = ContrastGeoModel.from_text_encoder(encoder, places=places, projection_dim=16, place_prior="population")
+    model.config.probability_temperature = 0.7
+    return model
+
+
+def test_scores_follow_bayes_rule_with_the_prior(model):
+    logits, places = model.predict_logits(POSTS)
+    populations = torch.tensor([place["population"] for place in places], dtype=torch.float64)
+    expected = (logits.double() / 0.7).softmax(-1) * populations
+    expected = (expected / expected.sum(-1, keepdim=True)).float()
+    with_prior, _ = model.predict_scores(POSTS)
+    torch.testing.assert_close(with_prior, expected)
+    without_prior, _ = model.predict_scores(POSTS, place_prior="none")
+    torch.testing.assert_close(without_prior, (logits / 0.7).softmax(-1))
+    assert not torch.allclose(with_prior, without_prior)
+
+    top = model.geolocate(POSTS, top_k=4)
+    for row, probabilities in zip(top, expected):
+        assert [p["score"] for p in row] == pytest.approx(sorted(probabilities.tolist(), reverse=True), abs=1e-6)
+    plain = model.geolocate(POSTS, top_k=4, place_prior=False)
+    for row, probabilities in zip(plain, without_prior):
+        assert [p["score"] for p in row] == pytest.approx(sorted(probabilities.tolist(), reverse=True), abs=1e-6)
+
+
+def test_a_dominant_place_wins_unless_the_prior_is_off(model):
+    places = [dict(place, population=1) for place in SWISS_PLACES]
+    places[3]["population"] = 10 ** 12
+    assert {row[0]["name"] for row in model.geolocate(POSTS, places=places)} == {SWISS_PLACES[3]["name"]}
+    model.config.place_prior_weight = 0.0
+    try:
+        assert model.place_log_prior(places) is None
+    finally:
+        model.config.place_prior_weight = 1.0
+    # Reranking keeps the prior in the contrastive candidates' probabilities.
+    reranked = model.geolocate(POSTS, places=places, rerank=True, rerank_top_k=2, top_k=1)
+    assert {row[0]["name"] for row in reranked} == {SWISS_PLACES[3]["name"]}
+
+
+def test_models_without_a_prior_are_unchanged_and_a_bad_argument_is_named(model):
+    assert ContrastGeoConfig().place_prior is None
+    with pytest.raises(ValueError, match="place_prior='census' is not one of"):
+        model.geolocate(POSTS, place_prior="census")
+
+
+def test_prior_settings_and_populations_survive_save_and_load(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    loaded = ContrastGeoModel.from_pretrained(tmp_path)
+    assert loaded.config.place_prior == "population" and loaded.config.place_prior_weight == 1.0
+    assert [place["population"] for place in loaded.config.places] == [400000, 130000, 170000, 80000]
+    torch.testing.assert_close(loaded.predict_scores(POSTS)[0], model.predict_scores(POSTS)[0])
