@@ -186,7 +186,7 @@ def calibrated_log_probabilities(query_probabilities, heldout_probabilities, hel
     """Log-probabilities of the queries after a temperature fitted on held-out posts with known labels.
 
     The temperature minimises the held-out negative log-likelihood within [0.05, 20], as train.py's calibration of a
-    trained model; it changes no ranking, but Bayes' rule with a place prior needs calibrated probabilities.
+    trained model. On its own it changes no ranking; Bayes' rule with a place prior needs calibrated probabilities.
     """
     from scipy.optimize import minimize_scalar
 

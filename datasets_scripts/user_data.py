@@ -32,6 +32,7 @@ import datasets
 import numpy as np
 
 from modeling_contrastgeo.gazetteer import load_geonames_cities, nearest_city_indices
+from modeling_contrastgeo.place_prior import population_value
 
 from .common import post_features
 from .file_rows import read_rows
@@ -97,21 +98,6 @@ def _label(value):
     raise ValueError(f"label must be a string or an integer, got {value!r}")
 
 
-def _population(value):
-    """An optional population (for the place prior): None when blank, else a finite number >= 0."""
-    if _is_missing(value):
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"population {value!r} is not a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"population {value!r} is not a number") from None
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"population {number!r} must be a finite number >= 0")
-    return number
-
-
 def load_places_file(path):
     """Read and validate a places table: columns label, latitude, longitude, optionally name (default: label) and
     population (the place prior's weight; a blank cell leaves it to GeoNames).
@@ -129,7 +115,7 @@ def load_places_file(path):
         ("label", "label", _label),
         ("latitude", "latitude", lambda value: _coordinate(value, "latitude", 90.0)),
         ("longitude", "longitude", lambda value: _coordinate(value, "longitude", 180.0)),
-    ] + ([("population", "population", _population)] if "population" in columns else [])
+    ] + ([("population", "population", population_value)] if "population" in columns else [])
     places, line_of_label, bad_rows = [], {}, _BadRows(Path(path), "error", what="place row(s)")
     for line, values, problem, raw in rows:
         parsed, row_problems = _check_fields(values, checks) if values is not None else ({}, [problem])

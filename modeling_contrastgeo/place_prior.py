@@ -7,8 +7,9 @@ a smaller weight trusts the prior less. The prior a user always has is the popul
 the pool's label counts, which a few-shot user does not have, are not used.
 
 `place_populations` takes a place's own `population` field when it has one (GeoNames galleries carry it; a places
-file may have the column, where a blank cell means "not known") and otherwise the population of the nearest GeoNames city of 15,000+ people within
-`NEAREST_CITY_MAX_KM`; a place with no such city nearby counts as a place of `DEFAULT_POPULATION` people.
+file may have the column, where a blank cell means "not known") and otherwise the population of the nearest GeoNames
+city of 15,000+ people within `NEAREST_CITY_MAX_KM`; a place with no such city nearby counts as a place of
+`DEFAULT_POPULATION` people.
 """
 
 import math
@@ -23,20 +24,36 @@ DEFAULT_POPULATION = 15000
 _MIN_POPULATION = 1.0  # GeoNames lists a few seats with population 0; log(0) would rule them out entirely
 
 
-def _own_population(place, index):
-    """A place's `population` field as a float, or None when it has none (absent, None, a blank string, NaN)."""
-    value = place.get("population")
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
+def _non_negative_number(value, name) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {value!r}")
     try:
-        value = float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"place {index} ({place.get('name')}): population must be a number, got {value!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"place {index} ({place.get('name')}): population must be a finite number >= 0, got {value}")
-    return value
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {number}")
+    return number
+
+
+def population_value(value) -> float | None:
+    """A population as a float >= 0, or None when it is not given (None, a blank string, NaN); ValueError else."""
+    blank = isinstance(value, str) and not value.strip()
+    if value is None or blank or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return _non_negative_number(value, "population")
+
+
+def check_prior_weight(weight) -> float:
+    """The prior's exponent as a float; ValueError unless it is a finite number >= 0."""
+    return _non_negative_number(weight, "place_prior_weight")
+
+
+def _own_population(place, index):
+    try:
+        return population_value(place.get("population"))
+    except ValueError as error:
+        raise ValueError(f"place {index} ({place.get('name')}): {error}") from None
 
 
 def place_populations(places, max_distance_km: float = NEAREST_CITY_MAX_KM) -> np.ndarray:
@@ -71,13 +88,3 @@ def log_place_prior(places, kind: str = "population", weight: float = 1.0) -> np
     log_prior = weight * np.log(np.maximum(place_populations(places), _MIN_POPULATION))
     return log_prior - np.logaddexp.reduce(log_prior)
 
-
-def check_prior_weight(weight) -> float:
-    """The prior's exponent as a float; ValueError unless it is a finite number >= 0."""
-    try:
-        weight = float(weight)
-    except (TypeError, ValueError):
-        raise ValueError(f"place_prior_weight must be a number, got {weight!r}") from None
-    if not math.isfinite(weight) or weight < 0:
-        raise ValueError(f"place_prior_weight must be a finite number >= 0, got {weight}")
-    return weight

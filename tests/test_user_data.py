@@ -257,8 +257,8 @@ def test_places_file_population_column_is_kept_and_checked(tmp_path):
     places_path.write_text("label,latitude,longitude,population\nZurich,47.37,8.54,lots\nBern,46.95,7.45,-3\n")
     with pytest.raises(ValueError) as error:
         load_places_file(places_path)
-    assert "line 2: population 'lots' is not a number" in str(error.value)
-    assert "line 3: population -3.0 must be a finite number >= 0" in str(error.value)
+    assert "line 2: population must be a number, got 'lots'" in str(error.value)
+    assert "line 3: population must be a finite number >= 0, got -3.0" in str(error.value)
 
 
 def test_file_that_is_not_utf8_is_named(tmp_path):

@@ -227,7 +227,9 @@ def _calibration_lines(records):
         rows.append((task, method, k, entry["n"], *cells))
     return ["Expected calibration error of the top-1 probability on the query posts (15 equal-width bins), with "
             "temperature 1 and with the temperature that train.py fits after training (`--calibration`, default "
-            "`heldout`: up to 8 pool posts per place outside the K shots; a temperature changes no ranking).",
+            "`heldout`: up to 8 pool posts per place outside the K shots). With the place prior (ContrastGeo's "
+            "default) the ECE is that of the probabilities with the prior, and the temperature also moves the "
+            "ranking.",
             ""] + _table(
         ("task", "method", "K", "seeds", "ECE % at T=1", "ECE % calibrated", "fitted T"), rows)
 
