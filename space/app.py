@@ -142,8 +142,19 @@ def _read_csv_rows(path, file_name):
     return rows
 
 
+def _population(value, where):
+    try:
+        number = float(value)
+    except ValueError:
+        raise UserInputError(f"{where}: population {value!r} is not a number") from None
+    if not math.isfinite(number) or number < 0:
+        raise UserInputError(f"{where}: population {value!r} is not a number >= 0")
+    return number
+
+
 def read_places_csv(path) -> list[dict]:
-    """Places from a CSV file with columns name (or label), latitude, longitude; errors name the bad lines."""
+    """Places from a CSV file with columns name (or label), latitude, longitude and optionally population (for the
+    place prior; a blank cell leaves it to GeoNames); errors name the bad lines."""
     file_name = Path(path).name
     (_, header), *rows = _read_csv_rows(path, file_name)
     columns = {column.lower(): index for index, column in enumerate(header)}
@@ -164,12 +175,14 @@ def read_places_csv(path) -> list[dict]:
             name = fields[name_column]
             if not name:
                 raise UserInputError(f"{where}: the name is empty")
-            latitude = _coordinate(fields[columns["latitude"]], "latitude", 90.0, where)
-            longitude = _coordinate(fields[columns["longitude"]], "longitude", 180.0, where)
+            place = {"name": name, "latitude": _coordinate(fields[columns["latitude"]], "latitude", 90.0, where),
+                     "longitude": _coordinate(fields[columns["longitude"]], "longitude", 180.0, where)}
+            if "population" in columns and fields[columns["population"]]:
+                place["population"] = _population(fields[columns["population"]], where)
         except UserInputError as error:
             problems.append(str(error))
             continue
-        places.append({"name": name, "latitude": latitude, "longitude": longitude})
+        places.append(place)
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise UserInputError(f"{file_name} has {len(problems)} bad row(s): {shown}")
@@ -205,8 +218,10 @@ def resolve_gallery(model, gallery_choice, country_code, places_file) -> list[di
         raise UserInputError(str(error)) from None
 
 
-def geolocate_posts(model, text, top_k, gallery_choice, country_code=None, places_file=None):
+def geolocate_posts(model, text, top_k, gallery_choice, country_code=None, places_file=None,
+                    weigh_by_population=None):
     """Geolocate the posts in `text` (one per line) over a gallery; returns (results table, map SVG).
+    `weigh_by_population`: True / False turns the population prior on / off; None keeps the model's setting.
 
     Raises:
         UserInputError: empty text, bad top-k, bad country code, malformed CSV of places (message names the problem).
@@ -222,7 +237,8 @@ def geolocate_posts(model, text, top_k, gallery_choice, country_code=None, place
     if len(places) > _SLOW_GALLERY_SIZE:
         gr.Info(f"Encoding a gallery of {len(places):,} places (once; later queries reuse it).")
     try:
-        predictions = model.geolocate(posts, places=places, top_k=top_k)
+        place_prior = None if weigh_by_population is None else ("population" if weigh_by_population else "none")
+        predictions = model.geolocate(posts, places=places, top_k=top_k, place_prior=place_prior)
     except ValueError as error:
         raise UserInputError(str(error)) from None
     rows = [
@@ -235,9 +251,9 @@ def geolocate_posts(model, text, top_k, gallery_choice, country_code=None, place
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS)), svg
 
 
-def _geolocate_for_ui(model, text, top_k, gallery_choice, country_code, places_file):
+def _geolocate_for_ui(model, text, top_k, gallery_choice, country_code, places_file, weigh_by_population):
     try:
-        return geolocate_posts(model, text, top_k, gallery_choice, country_code, places_file)
+        return geolocate_posts(model, text, top_k, gallery_choice, country_code, places_file, weigh_by_population)
     except UserInputError as error:
         raise gr.Error(html.escape(str(error)), print_exception=False) from None
 
@@ -273,6 +289,10 @@ def build_demo(model, source) -> gr.Blocks:
                 posts = gr.Textbox(label="Posts (one per line)", lines=5, elem_id="posts",
                                    placeholder="Going to the Husker game tonight!")
                 top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Places per post (top-k)", elem_id="top-k")
+                weigh_by_population = gr.Checkbox(
+                    value=model.config.place_prior == "population", label="Weigh places by population",
+                    info="Posts come from where people live: multiply the probabilities by each place's population "
+                         "(GeoNames, or the uploaded CSV's population column).", elem_id="place-prior")
             with gr.Column(scale=1):
                 gallery_choice = gr.Radio(list(GALLERY_CHOICES), value=default_choice, label="Candidate places",
                                           elem_id="gallery-choice",
@@ -281,7 +301,8 @@ def build_demo(model, source) -> gr.Blocks:
                 country_code = gr.Textbox(label="Country code(s)", value="CH", elem_id="country-code",
                                           visible=default_choice == GEONAMES_COUNTRY,
                                           placeholder="CH or CH,DE,AT (ISO 3166 alpha-2)")
-                places_file = gr.File(label="CSV of places (name, latitude, longitude)", file_types=[".csv"],
+                places_file = gr.File(label="CSV of places (name, latitude, longitude[, population])",
+                                      file_types=[".csv"],
                                       type="filepath", visible=False, elem_id="places-file")
         button = gr.Button("Geolocate", variant="primary", elem_id="geolocate")
         results = gr.Dataframe(headers=list(RESULT_COLUMNS), label="Predicted places", interactive=False,
@@ -292,7 +313,7 @@ def build_demo(model, source) -> gr.Blocks:
         gr.Examples(examples, inputs=[posts, gallery_choice, country_code], cache_examples=False)
         gallery_choice.change(_gallery_inputs_visibility, gallery_choice, [country_code, places_file])
         predict = functools.partial(_geolocate_for_ui, model)
-        inputs = [posts, top_k, gallery_choice, country_code, places_file]
+        inputs = [posts, top_k, gallery_choice, country_code, places_file, weigh_by_population]
         button.click(predict, inputs, [results, map_html], api_name="geolocate")
     return demo
 

@@ -89,13 +89,27 @@ def test_geolocate_posts_table_matches_model_and_map(tiny_model, small_land):
 
 def test_uploaded_places_csv(tiny_model, small_land, tmp_path):
     csv_path = _write(tmp_path / "places.csv", "label,latitude,longitude,population\n"
-                                                "Chur,46.85,9.53,37000\n\"Sion, Valais\",46.23,7.36,34000\n")
+                                                "Chur,46.85,9.53,37000\n\"Sion, Valais\",46.23,7.36,\n")
     assert space_app.read_places_csv(csv_path) == [
-        {"name": "Chur", "latitude": 46.85, "longitude": 9.53},
-        {"name": "Sion, Valais", "latitude": 46.23, "longitude": 7.36},
+        {"name": "Chur", "latitude": 46.85, "longitude": 9.53, "population": 37000.0},
+        {"name": "Sion, Valais", "latitude": 46.23, "longitude": 7.36},  # blank: the model looks it up
     ]
     table, _ = space_app.geolocate_posts(tiny_model, "Hoi zäme", 2, space_app.UPLOADED_PLACES, "", csv_path)
     assert sorted(table["name"]) == ["Chur", "Sion, Valais"]
+
+
+def test_population_checkbox_switches_the_place_prior(tiny_model, small_land, tmp_path):
+    posts = "Hoi zäme\nGrüezi"
+    plain = tiny_model.geolocate(posts.split("\n"), top_k=1, place_prior="none")
+    heavy = next(place for place in tiny_model.config.places if place["name"] != plain[0][0]["name"])
+    rows = "".join(f"\"{place['name']}\",{place['latitude']},{place['longitude']},"
+                   f"{10 ** 12 if place is heavy else 1000}\n" for place in tiny_model.config.places)
+    csv_path = _write(tmp_path / "places.csv", "name,latitude,longitude,population\n" + rows)
+    weighed = [space_app.geolocate_posts(tiny_model, posts, 1, space_app.UPLOADED_PLACES, "", csv_path, weigh)[0]
+               for weigh in (True, False, None)]
+    assert set(weighed[0]["name"]) == {heavy["name"]}
+    assert weighed[1]["name"][0] == plain[0][0]["name"]
+    assert weighed[2]["name"].tolist() == weighed[1]["name"].tolist()  # None: the model's own setting (no prior)
 
 
 def test_top_k_beyond_gallery_warns_and_shows_all(tiny_model, small_land, tmp_path):
@@ -126,6 +140,8 @@ def test_top_k_beyond_gallery_warns_and_shows_all(tiny_model, small_land, tmp_pa
         ("hi", 5, "csv", "", 'name,latitude,longitude\n"Chur,46.8,9.5\n', "not a well-formed CSV"),
         ("hi", 5, "csv", "", b"\xff\xfe\x00\x81binary", "not a UTF-8 text file"),
         ("hi", 5, "csv", "", "name,latitude,longitude\n", "holds no places"),
+        ("hi", 5, "csv", "", "name,latitude,longitude,population\nChur,46.8,9.5,many\nSion,46.2,7.3,-1\n",
+         "line 2: population 'many' is not a number; line 3: population '-1' is not a number >= 0"),
     ],
 )
 def test_bad_input_names_the_problem(tiny_model, small_land, tmp_path, text, top_k, choice, country, csv_text,
@@ -141,7 +157,7 @@ def test_ui_callback_turns_input_errors_into_gradio_errors(tiny_model, small_lan
     import gradio as gr
 
     with pytest.raises(gr.Error, match="Enter at least one post"):
-        space_app._geolocate_for_ui(tiny_model, "", 5, space_app.MODEL_PLACES, "", None)
+        space_app._geolocate_for_ui(tiny_model, "", 5, space_app.MODEL_PLACES, "", None, False)
 
 
 @pytest.mark.slow
@@ -254,6 +270,7 @@ def test_page_in_headless_chromium(tiny_model_dir, tiny_model, tmp_path):
     playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     post = "Grüezi mitenand, s'Tram isch scho wieder z'spät"
     expected_best = tiny_model.geolocate([post], top_k=1)[0][0]["name"]
+    with_prior = tiny_model.geolocate([post], top_k=5, place_prior="population")[0]
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     log_path = tmp_path / "app.log"
@@ -282,6 +299,14 @@ def test_page_in_headless_chromium(tiny_model_dir, tiny_model, tmp_path):
                 expect(page.locator("#map svg circle.prediction")).to_have_count(5, timeout=30_000)
                 expect(page.locator("#map svg path.land")).to_have_count(1)
                 page.screenshot(path=str(tmp_path / "space.png"), full_page=True)
+
+                # The population checkbox reaches geolocate: its best place is the model's with the prior.
+                checkbox = page.locator("#place-prior input[type=checkbox]")
+                assert not checkbox.is_checked()  # the tiny model has no prior of its own
+                checkbox.check()
+                page.locator("#geolocate").click()
+                expect(page.locator("#results")).to_contain_text(str(round(with_prior[0]["score"], 4)), timeout=60_000)
+                expect(page.locator("#results")).to_contain_text(with_prior[0]["name"])
 
                 page.locator("#posts textarea").fill("")
                 page.locator("#geolocate").click()
