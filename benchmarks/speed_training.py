@@ -2,6 +2,7 @@
 
     python benchmarks/speed_training.py                       # midwest-2017 (70 places), MiniLM, batch 32
     python benchmarks/speed_training.py --task vardial-bcms --steps 30
+    python benchmarks/speed_training.py --device cuda --mixed-precision bf16   # RESULTS_speed_training_gpu_bf16.md
 
 Each method runs in its own subprocess (one training process each, no distribution), so that the peak resident
 memory (`resource.getrusage(...).ru_maxrss`, which sees torch's allocations, unlike tracemalloc) is its own. A
@@ -16,9 +17,11 @@ ContrastGeo with every place as a candidate (`--max-candidates 0`) to show what 
 Step time: workers run single-threaded by default (`--threads 1`) and a step's time is the worker's CPU time
 (`time.process_time`) per step, which on a machine shared with other jobs is what the step takes on an idle core;
 wall-clock steps/s are reported next to it (with `--threads` > 1 the ratio uses wall-clock time). Rounds interleave
-the methods and each keeps its fastest round. The report goes to benchmarks/RESULTS_speed_training.md (rewritten on
-each run) and the last line printed is `ratio=<ContrastGeo step time / classifier step time>` for the default
-candidate bound.
+the methods and each keeps its fastest round. On a GPU (`--device cuda`, optionally `--mixed-precision bf16`) a step's
+time is wall-clock time with the device synchronised at both ends of the timed steps, and the peak GPU memory
+(`torch.cuda.max_memory_allocated`) is reported. The report goes to benchmarks/RESULTS_speed_training.md
+(RESULTS_speed_training_gpu_<fp32|bf16>.md on a GPU; rewritten on each run) and the last line printed is
+`ratio=<ContrastGeo step time / classifier step time>` for the default candidate bound.
 """
 
 import argparse
@@ -53,17 +56,21 @@ def run_worker(options) -> dict:
     from contrastgeo.training.loops import optimization_step
     from contrastgeo.training.run import build_run
 
+    on_gpu = options.device == "cuda"
+    if on_gpu and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device")
     torch.set_num_threads(options.threads)
     with tempfile.TemporaryDirectory() as output_dir:
         argv = ["--objective", options.worker, "--task", options.task, "--shots", str(options.shots),
-                "--seed", "0", "--batch-size", str(options.batch_size), "--output-dir", output_dir, "--cpu"]
+                "--seed", "0", "--batch-size", str(options.batch_size), "--output-dir", output_dir,
+                "--mixed-precision", options.mixed_precision] + ([] if on_gpu else ["--cpu"])
         if options.model_name_or_path:
             argv += ["--model-name-or-path", options.model_name_or_path]
         if options.max_candidates is not None:
             argv += ["--max-candidates", str(options.max_candidates)]
         args = parse_args(argv)
         config = hyperparameters(args)
-        accelerator = Accelerator(cpu=True)
+        accelerator = Accelerator(cpu=not on_gpu, mixed_precision=options.mixed_precision)
         set_seed(0)
         run = build_run(config, args, accelerator)
         model, optimizer, dataloader, lr_scheduler = accelerator.prepare(
@@ -84,6 +91,9 @@ def run_worker(options) -> dict:
         rss_before_training = _peak_rss_mb()
         for micro_batch in range(options.warmup_steps + options.steps):
             if micro_batch == options.warmup_steps:
+                if on_gpu:
+                    torch.cuda.synchronize()
+                    torch.cuda.reset_peak_memory_stats()
                 start, start_cpu = time.perf_counter(), time.process_time()
             batch = next(stream)
             logs = optimization_step(accelerator, run, model, optimizer, lr_scheduler, batch, micro_batch,
@@ -92,6 +102,8 @@ def run_worker(options) -> dict:
                 post_tokens.append(int(batch["attention_mask"].sum()))
                 if "num_candidates" in logs:
                     candidates.append(float(logs["num_candidates"]))
+        if on_gpu:
+            torch.cuda.synchronize()
         elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     return {
         "method": options.worker,
@@ -104,6 +116,9 @@ def run_worker(options) -> dict:
         "mean_post_tokens": sum(post_tokens) / len(post_tokens),
         "peak_rss_mb": _peak_rss_mb(),
         "training_rss_increase_mb": _peak_rss_mb() - rss_before_training,
+        "peak_gpu_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None,
+        "gpu_name": torch.cuda.get_device_name() if on_gpu else None,
+        "torch": torch.__version__,
         "data": run.data_description,
     }
 
@@ -112,7 +127,8 @@ def measure(options, method, max_candidates=None) -> dict:
     """Run one worker subprocess and parse its result line."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", method, "--task", options.task,
                "--shots", str(options.shots), "--batch-size", str(options.batch_size), "--steps", str(options.steps),
-               "--warmup-steps", str(options.warmup_steps), "--threads", str(options.threads)]
+               "--warmup-steps", str(options.warmup_steps), "--threads", str(options.threads),
+               "--device", options.device, "--mixed-precision", options.mixed_precision]
     if options.model_name_or_path:
         command += ["--model-name-or-path", options.model_name_or_path]
     if max_candidates is not None:
@@ -125,12 +141,24 @@ def measure(options, method, max_candidates=None) -> dict:
 
 
 def step_time(result, options) -> float:
-    """Seconds per step: CPU time for a single-threaded worker, wall-clock time otherwise (see the module doc)."""
-    return result["cpu_step_time_s"] if options.threads == 1 else result["step_time_s"]
+    """Seconds per step: CPU time for a single-threaded CPU worker, wall-clock time otherwise (see the module doc)."""
+    return result["cpu_step_time_s"] if options.threads == 1 and options.device == "cpu" else result["step_time_s"]
+
+
+def results_path(options) -> Path:
+    if options.results:
+        return Path(options.results)
+    if options.device == "cuda":
+        precision = "fp32" if options.mixed_precision == "no" else options.mixed_precision
+        return RESULTS_PATH.with_name(f"RESULTS_speed_training_gpu_{precision}.md")
+    return RESULTS_PATH
 
 
 def write_report(options, results, ratio, loads, started) -> None:
-    basis = "CPU time" if options.threads == 1 else "wall-clock time"
+    basis = "CPU time" if options.threads == 1 and options.device == "cpu" else "wall-clock time"
+    on_gpu = options.device == "cuda"
+    device = (f"GPU {results[0]['gpu_name']}, mixed precision {options.mixed_precision}" if on_gpu
+              else "CPU only")
     lines = [
         "# Training speed: ContrastGeo vs the classifier baseline",
         "",
@@ -138,7 +166,8 @@ def write_report(options, results, ratio, loads, started) -> None:
         "",
         f"- Command: `{' '.join(['python benchmarks/speed_training.py', *sys.argv[1:]])}`",
         f"- Date: {started:%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
-        f"torch threads per worker {options.threads}; Python {platform.python_version()}",
+        f"torch threads per worker {options.threads}; Python {platform.python_version()}, torch {results[0]['torch']}; "
+        f"{device}",
         f"- Task `{options.task}`, {results[0]['data'].get('num_places')} places, K={options.shots} posts per "
         f"place, batch {options.batch_size}, encoder `{options.model_name_or_path or 'all-MiniLM-L6-v2 (default)'}`; "
         f"{options.warmup_steps} warm-up steps then {options.steps} timed optimizer steps per method, one process "
@@ -147,18 +176,21 @@ def write_report(options, results, ratio, loads, started) -> None:
         f"{loads[1]:.2f} (a shared machine: wall-clock figures include waiting for other jobs)",
         "",
         "| method | candidate places per step (bound / mean) | step time (s) | steps / s | step time every round (s) "
-        "| wall-clock steps / s | mean post tokens per batch | peak RSS (MB) | RSS increase while training (MB) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| wall-clock steps / s | posts / s | mean post tokens per batch | peak RSS (MB) "
+        "| RSS increase while training (MB) | peak GPU memory (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         bound = result["max_candidates"]
         candidates = "-" if result["method"] != "contrastgeo" else (
             f"{'all' if not bound else bound} / {result['mean_candidates']:.1f}")
         seconds = step_time(result, options)
+        gpu_memory = result.get("peak_gpu_memory_mb")
         lines.append(
             f"| {result['method']} | {candidates} | {seconds:.3f} | {1 / seconds:.3f} | "
             f"{', '.join(f'{value:.3f}' for value in result['round_step_times_s'])} | {result['steps_per_s']:.3f} | "
-            f"{result['mean_post_tokens']:.0f} | {result['peak_rss_mb']:.0f} | {result['training_rss_increase_mb']:.0f} |"
+            f"{options.batch_size / seconds:.1f} | {result['mean_post_tokens']:.0f} | {result['peak_rss_mb']:.0f} | "
+            f"{result['training_rss_increase_mb']:.0f} | {'-' if gpu_memory is None else f'{gpu_memory:.0f}'} |"
         )
     unbounded = results[2:]
     lines += [
@@ -170,7 +202,7 @@ def write_report(options, results, ratio, loads, started) -> None:
                      f"{step_time(unbounded[0], options) / step_time(results[0], options):.3f}: that is what the "
                      "candidate bound saves on this task.")
     lines.append("")
-    RESULTS_PATH.write_text("\n".join(lines), encoding="utf-8")
+    results_path(options).write_text("\n".join(lines), encoding="utf-8")
 
 
 def main(argv=None):
@@ -185,6 +217,11 @@ def main(argv=None):
     parser.add_argument("--model-name-or-path", default=None, help="default: all-MiniLM-L6-v2")
     parser.add_argument("--max-candidates", type=int, default=None, help="ContrastGeo's bound (default: train.py's)")
     parser.add_argument("--no-unbounded", action="store_true", help="skip the every-place ContrastGeo run")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the workers train")
+    parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no",
+                        help="Accelerate's mixed precision of the timed steps (train.py --mixed-precision)")
+    parser.add_argument("--results", help="the Markdown report (default benchmarks/RESULTS_speed_training.md, "
+                        "or RESULTS_speed_training_gpu_<precision>.md with --device cuda)")
     parser.add_argument("--worker", choices=("contrastgeo", "classifier"), help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -213,7 +250,7 @@ def main(argv=None):
               f"peak RSS {result['peak_rss_mb']:.0f} MB (+{result['training_rss_increase_mb']:.0f} MB training)")
     ratio = step_time(results[1], options) / step_time(results[0], options)
     write_report(options, results, ratio, loads, started)
-    print(f"report: {RESULTS_PATH}")
+    print(f"report: {results_path(options)}")
     print(f"ratio={ratio:.4f}")
 
 

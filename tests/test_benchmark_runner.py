@@ -12,7 +12,7 @@ import pytest
 from contrastgeo.benchmarking import methods as methods_module
 from contrastgeo.benchmarking import runner as runner_module
 from contrastgeo.benchmarking.records import (METRIC_FIELDS, ResultsStore, config_hash, exclusive_results_dir,
-                                              validate_record)
+                                              merge_results, validate_record)
 from contrastgeo.benchmarking.report import anchor_rows, readme_headline_markers, render_headline, render_results
 from contrastgeo.benchmarking.runner import BenchmarkRunner, Cell, TaskData, build_parser, plan_cells
 from datasets_scripts import REPO_ROOT
@@ -88,6 +88,29 @@ def test_store_rejects_a_file_with_two_records_for_one_cell(tmp_path):
     path.write_text(json.dumps([_record(), _record(config_hash="other")]))
     with pytest.raises(ValueError, match="record 1: a second record for cell"):
         ResultsStore(path)
+
+
+def test_merge_adds_other_runs_replaces_their_cells_and_rejects_bad_files(tmp_path):
+    store = ResultsStore(tmp_path / "main" / "results.json")
+    store.add(_record(method="logreg", k=4, seed=0, top1=0.1))
+    store.add(_record(method="logreg", k=4, seed=1, top1=0.2))
+    first, second = tmp_path / "gpu-a.json", tmp_path / "gpu-b.json"
+    first.write_text(json.dumps([_record(method="logreg", k=4, seed=1, top1=0.3, environment={"device": "cuda"}),
+                                 _record(method="logreg", k=16, seed=0, top1=0.4)]))
+    second.write_text(json.dumps([_record(method="logreg", k=16, seed=0, top1=0.5)]))
+    assert merge_results(store, [first, second]) == 2
+    reloaded = {(r["k"], r["seed"]): r for r in ResultsStore(store.path).records}
+    assert {key: r["top1"] for key, r in reloaded.items()} == {(4, 0): 0.1, (4, 1): 0.3, (16, 0): 0.5}
+    assert reloaded[(4, 1)]["environment"] == {"device": "cuda"}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([_record(method="logreg", k=1, seed=0), {**_record(), "top1": 2.0}]))
+    with pytest.raises(ValueError, match="bad.json record 1: top1 is a fraction"):
+        merge_results(store, [bad])
+    with pytest.raises(ValueError, match="missing.json does not exist"):
+        merge_results(store, [tmp_path / "missing.json"])
+    assert len(ResultsStore(store.path).records) == 3  # a failed merge changes nothing
+    text = render_results(ResultsStore(store.path).records, [], "standard")
+    assert "| vardial-ch | logreg | cuda | 1 |" in text and "| vardial-ch | logreg | not recorded | 2 |" in text
 
 
 def test_config_hash_is_stable_and_sensitive():

@@ -106,6 +106,24 @@ class ResultsStore:
         os.replace(temporary, self.path)
 
 
+def merge_results(store, paths):
+    """Add the records of other results.json files (a grid split over machines or parallel runs) to `store`.
+
+    Each file is validated as a whole first (a bad file merges nothing); a merged record replaces the store's record
+    of the same cell, and a later file wins over an earlier one. Writes the store; returns the number merged.
+    """
+    incoming = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise ValueError(f"--merge-results: {path} does not exist")
+        incoming += ResultsStore(path).records
+    keys = {record_key(record) for record in incoming}
+    latest = {record_key(record): record for record in incoming}  # the last file's record of a cell
+    store.records = [record for record in store.records if record_key(record) not in keys] + list(latest.values())
+    store.save()
+    return len(latest)
+
+
 def git_commit(repo_dir):
     """HEAD's hash, with "+dirty" when the working tree differs from it (changed or untracked files, so that
     uncommitted benchmark code shows); read-only git calls; "unknown" without git."""

@@ -201,15 +201,17 @@ def _task_section(task, summary):
 def _wall_time_lines(records):
     totals = defaultdict(lambda: [0.0, 0])
     for record in records:
-        entry = totals[(record["task"], record["method"])]
+        device = (record.get("environment") or {}).get("device", "not recorded")
+        entry = totals[(record["task"], record["method"], device)]
         entry[0] += record["wall_time_s"]
         entry[1] += 1
-    rows = [(task, method, count, f"{total:.1f}", f"{total / count:.1f}")
-            for (task, method), (total, count) in sorted(totals.items(), key=lambda item: (
-                _task_rank(item[0][0]), _method_order(item[0][1])))]
+    rows = [(task, method, device, count, f"{total:.1f}", f"{total / count:.1f}")
+            for (task, method, device), (total, count) in sorted(totals.items(), key=lambda item: (
+                _task_rank(item[0][0]), _method_order(item[0][1]), item[0][2]))]
     return ["Seconds per record exclude the one-time frozen encoding of each task (cached on disk). A trained "
-            "method's time is its training plus its evaluation; methods sharing one training run each count it.",
-            ""] + _table(("task", "method", "records", "total s", "per record s"), rows)
+            "method's time is its training plus its evaluation; methods sharing one training run each count it. "
+            "Times on one device compare only with others measured there, under the same load.",
+            ""] + _table(("task", "method", "device", "records", "total s", "per record s"), rows)
 
 
 def _calibration_lines(records):

@@ -32,7 +32,8 @@ from .embeddings import cached_task_embeddings, default_embedding_cache_dir, mod
 from .evaluation import metrics_from_scores
 from .methods import ABLATION, ABLATION_SHOTS, METHODS, REFERENCE, frozen_scores, get_methods, \
     prompt_templates_needed
-from .records import CALIBRATION_FIELDS, METRIC_FIELDS, ResultsStore, config_hash, exclusive_results_dir, git_commit
+from .records import (CALIBRATION_FIELDS, METRIC_FIELDS, ResultsStore, config_hash, exclusive_results_dir, git_commit,
+                      merge_results)
 from .report import write_readme_headline, write_reports
 
 logger = logging.getLogger("contrastgeo.benchmark")
@@ -170,6 +171,9 @@ def build_parser():
                         help="rewrite RESULTS.md and HEADLINE.md from results.json and stop (runs nothing)")
     parser.add_argument("--write-readme", metavar="README", help="also put the headline table into this README "
                         "(between its benchmark headline markers) whenever the reports are written")
+    parser.add_argument("--merge-results", nargs="+", metavar="RESULTS_JSON",
+                        help="add the records of these results.json files (a grid split over machines or parallel "
+                        "runs) to --results-dir's results.json, replacing the same cells; rewrite the reports and stop")
     parser.add_argument("--list-methods", action="store_true", help="print the methods and stop")
     return parser
 
@@ -313,7 +317,10 @@ class BenchmarkRunner:
     # ------------------------------------------------------------------ the run
     def run(self):
         """Run every planned cell that is not done; returns the number of failed cells."""
-        if self.options.report_only:
+        if self.options.merge_results:
+            merged = merge_results(self.store, self.options.merge_results)
+            logger.info("merged %d record(s) into %s", merged, self.store.path)
+        if self.options.report_only or self.options.merge_results:
             self.write_reports()
             logger.info("reports rewritten in %s from %d record(s)", self.results_dir, len(self.store.records))
             return 0
