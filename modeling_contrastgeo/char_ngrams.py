@@ -221,6 +221,11 @@ class CharNgramChannelMixin:
             return None
         return CharNgramFeaturizer(self.config.char_ngram_buckets, *self.config.char_ngram_range)
 
+    def _char_ngram_inputs(self, texts) -> dict:
+        """The featurizer's inputs for `texts` on the channel's device (a trained model may sit on a GPU)."""
+        device = self.char_ngram_encoder.idf.device
+        return {name: value.to(device) for name, value in self.char_ngram_featurizer(texts).items()}
+
     def fit_char_ngram_idf(self, texts) -> None:
         """Fit the n-gram channel's inverse document frequencies on the training posts (before training)."""
         self._require_char_ngram_channel()
@@ -262,7 +267,7 @@ class CharNgramChannelMixin:
             scale = self.cross_validated_char_ngram_scale(texts, labels, start, ridge, inverse_regularization)
         elif scale is None:
             scale = DEFAULT_START_SCALES[start]
-        class_weights = self._class_weights(self.char_ngram_featurizer(texts), labels, start, inverse_regularization)
+        class_weights = self._class_weights(self._char_ngram_inputs(texts), labels, start, inverse_regularization)
         place_embeds = self.gallery_embeddings(self.config.places)  # in eval mode, as at inference
         self.char_ngram_encoder.init_from_class_weights(class_weights, place_embeds, scale=scale, ridge=ridge)
         return float(scale)
@@ -283,7 +288,7 @@ class CharNgramChannelMixin:
         """
         self._check_channel_start(start)
         texts = list(texts)
-        inputs = self.char_ngram_featurizer(texts)
+        inputs = self._char_ngram_inputs(texts)
         labels = self.char_ngram_encoder._check_labels(inputs["char_ngram_ids"], labels, len(self.config.places))
         counts = torch.bincount(labels, minlength=len(self.config.places))
         num_folds = min(MAX_CROSS_VALIDATION_FOLDS, int(counts[counts > 0].min()))
@@ -293,7 +298,7 @@ class CharNgramChannelMixin:
         rank_in_label = torch.zeros_like(labels)
         for label in labels.unique():
             members = (labels == label).nonzero().squeeze(1)
-            rank_in_label[members] = torch.arange(members.numel())
+            rank_in_label[members] = torch.arange(members.numel(), device=labels.device)
         folds = rank_in_label % num_folds
         was_training = self.training
         self.eval()
@@ -304,7 +309,7 @@ class CharNgramChannelMixin:
             self.train(was_training)
         lift = self.char_ngram_encoder.score_lift(place_embeds, ridge)
         tfidf = self.char_ngram_encoder.tfidf_weights(**inputs)
-        channel_scores = torch.zeros(len(texts), place_embeds.shape[0])
+        channel_scores = torch.zeros(len(texts), place_embeds.shape[0], device=place_embeds.device)
         for fold in range(num_folds):
             held, kept = folds == fold, folds != fold
             kept_inputs = {name: value[kept] for name, value in inputs.items()}
