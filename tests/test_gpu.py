@@ -34,8 +34,9 @@ def test_a_saved_model_predicts_on_the_gpu_as_on_the_cpu(tiny, tmp_path):
     cpu_probabilities, _ = model.predict_scores(texts)
     gpu_probabilities, _ = model.to("cuda").predict_scores(texts)
     torch.testing.assert_close(gpu_probabilities.cpu(), cpu_probabilities, atol=1e-4, rtol=1e-3)
-    [ranked] = model.geolocate(texts[:1], top_k=3)
-    assert len(ranked) == 3 and ranked[0]["score"] >= ranked[-1]["score"]
+    for rerank in (False, True):
+        [ranked] = model.geolocate(texts[:1], top_k=3, rerank=rerank)
+        assert len(ranked) == 3 and ranked[0]["score"] >= ranked[-1]["score"]
 
 
 def test_classifier_trains_in_bf16_on_the_gpu(tiny, tmp_path):

@@ -173,9 +173,13 @@ class TrainedMethodRunner:
     @staticmethod
     def reranked_metrics(model_dir, data, rerank_top_k, batch_size=64):
         """Metrics of the saved model's `geolocate(..., rerank=True)` top-5 over the task's places."""
+        import torch
+
         from modeling_contrastgeo import ContrastGeoModel
 
-        model = ContrastGeoModel.from_pretrained(model_dir)
+        model = ContrastGeoModel.from_pretrained(model_dir).eval()
+        if torch.cuda.is_available():  # on the CPU, re-ranking a task's query posts took ~75 s of a GPU cell's ~100
+            model = model.to("cuda")
         predictions = model.geolocate(data.query_texts, places=data.places, top_k=5, batch_size=batch_size,
                                       rerank=True, rerank_top_k=rerank_top_k, allow_blank=True)
         index_of = {place["name"]: index for index, place in enumerate(data.places)}
