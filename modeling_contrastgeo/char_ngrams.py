@@ -182,7 +182,7 @@ class CharNgramEncoder(nn.Module):
                              f"{tuple(class_weights.shape)}")
         lift = self.score_lift(place_embeds.to(class_weights), ridge)
         left, singular_values, right = torch.linalg.svd(scale * lift @ class_weights, full_matrices=False)
-        rank = min(self.bag.weight.shape[1], num_places)
+        rank = min(self.bag.weight.shape[1], num_places, singular_values.shape[0])  # the embedding size bounds it too
         self.bag.weight.zero_()
         self.bag.weight[:, :rank] = right[:rank].t().to(self.bag.weight)
         self.projection.weight[:, :rank] = (left[:, :rank] * singular_values[:rank]).to(self.projection.weight)

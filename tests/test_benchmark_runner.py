@@ -11,10 +11,11 @@ import pytest
 
 from contrastgeo.benchmarking import methods as methods_module
 from contrastgeo.benchmarking import runner as runner_module
+from contrastgeo.benchmarking.options import build_parser
 from contrastgeo.benchmarking.records import (METRIC_FIELDS, ResultsStore, config_hash, exclusive_results_dir,
                                               merge_results, validate_record)
 from contrastgeo.benchmarking.report import anchor_rows, readme_headline_markers, render_headline, render_results
-from contrastgeo.benchmarking.runner import BenchmarkRunner, Cell, TaskData, build_parser, plan_cells
+from contrastgeo.benchmarking.runner import BenchmarkRunner, Cell, TaskData, plan_cells
 from datasets_scripts import REPO_ROOT
 from datasets_scripts.common import PLACES_FEATURES, post_features, text_between_markers
 
@@ -236,6 +237,29 @@ def test_trained_methods_run_in_process_and_share_training(tmp_path, tiny_encode
     # so is the variant without the place prior (train.py reports both scorings of its model)
     assert records["contrastgeo-no-prior"]["train_time_s"] == records["contrastgeo"]["train_time_s"]
     assert not list((tmp_path / "work" / "runs" / "synthetic").iterdir())  # models deleted after scoring
+
+
+@pytest.mark.slow
+def test_workers_run_trained_cells_in_processes_with_the_in_process_results(tmp_path, tiny_encoder):
+    def run(name, workers):
+        options = build_parser().parse_args([
+            "--mode", "standard", "--tasks", "vardial-ch", "--shots", "1", "--seeds", "0", "--only-methods",
+            "classifier", "contrastgeo", "contrastgeo-no-prior", "--raw-dir", str(tmp_path / "no-raw-data"),
+            "--encoder", str(tiny_encoder), "--work-dir", str(tmp_path / name / "work"),
+            "--results-dir", str(tmp_path / name), "--train-flag", "max_train_steps=1", "--workers", str(workers)])
+        assert BenchmarkRunner(options).run() == 0
+        return {r["method"]: r for r in ResultsStore(tmp_path / name / "results.json").records}
+
+    parallel, serial = run("parallel", 2), run("serial", 1)
+    assert set(parallel) == set(serial) == {"classifier", "contrastgeo", "contrastgeo-no-prior"}
+    for method, record in parallel.items():
+        assert record["config_hash"] == serial[method]["config_hash"]
+        assert {name: record[name] for name in METRIC_FIELDS} == pytest.approx(
+            {name: serial[method][name] for name in METRIC_FIELDS})
+        assert record["environment"]["concurrent_runs"] == 2 and "concurrent_runs" not in serial[method]["environment"]
+    assert not [path for path in (tmp_path / "parallel").iterdir() if path.name.startswith(".jobs-")]
+    with pytest.raises(ValueError, match="--workers must be >= 1"):
+        BenchmarkRunner(_options(tmp_path, tiny_encoder, workers=0))
 
 
 @pytest.mark.parametrize("mode, results_dir", [("fast", "benchmarks/fast"), ("standard", "benchmarks")])

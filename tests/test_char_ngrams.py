@@ -165,6 +165,20 @@ def test_centroid_start_keeps_the_best_low_rank_part_when_places_outnumber_the_t
                                rtol=1e-3, atol=1e-6)
 
 
+def test_start_with_more_places_than_embedding_dimensions_fills_what_the_embedding_can_hold():
+    # 6 places in a 3-dimensional embedding, a table of 4: the channel's map has rank 3 at most.
+    featurizer = CharNgramFeaturizer(2 ** 12, 1, 3)
+    posts = POSTS + ["Grüezi Basel", "schön id Badi"]
+    place_embeds = torch.nn.functional.normalize(torch.randn(6, 3, generator=torch.Generator().manual_seed(2)), dim=-1)
+    encoder = CharNgramEncoder(2 ** 12, 3, table_dim=4)
+    encoder.fit_idf(featurizer.bucket_counts(post) for post in posts)
+    inputs = featurizer(posts)
+    encoder.init_from_class_weights(encoder.class_centroids(**inputs, labels=torch.arange(6), num_classes=6),
+                                    place_embeds)
+    assert encoder.bag.weight[:, :3].abs().sum() > 0 and encoder.bag.weight[:, 3].abs().sum() == 0
+    assert torch.linalg.matrix_rank(encoder.projection.weight @ encoder.bag.weight.t(), rtol=1e-4) == 3
+
+
 def test_logistic_regression_start_matches_scikit_learn():
     from sklearn.linear_model import LogisticRegression
 

@@ -9,10 +9,9 @@ Modes (DESIGN.md §4 and the benchmark issue):
 measures completeness against the mode's whole grid (in fast mode, on the tasks given).
 
 Every finished cell is appended to results.json and RESULTS.md / HEADLINE.md are rewritten, so an interrupted run
-keeps its results and a rerun continues where it stopped.
+keeps its results and a rerun continues where it stopped. `--workers N` trains N cells at once (`parallel.py`).
 """
 
-import argparse
 import datetime
 import logging
 import os
@@ -25,29 +24,18 @@ from typing import NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from datasets_scripts import BENCHMARK_TASKS
-
 from .embeddings import cached_task_embeddings, default_embedding_cache_dir, model_fingerprint, \
     place_prompt_embeddings, task_fingerprint, task_places
 from .evaluation import metrics_from_scores
 from .methods import ABLATION, ABLATION_SHOTS, METHODS, REFERENCE, frozen_scores, get_methods, \
     prompt_templates_needed
+from .options import MODES, build_parser, results_dir_of
 from .records import (CALIBRATION_FIELDS, METRIC_FIELDS, ResultsStore, config_hash, exclusive_results_dir, git_commit,
                       merge_results)
 from .report import write_readme_headline, write_reports
 
 logger = logging.getLogger("contrastgeo.benchmark")
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PUBLIC_TASKS = BENCHMARK_TASKS
-MODES = {
-    # Fast mode adds the TLM re-ranking ablation: it re-scores the default model, so it costs no training run.
-    "fast": {"tasks": ("vardial-ch",), "shots": (4, 16), "seeds": (0, 1),
-             "methods": tuple(m.name for m in METHODS if m.group != ABLATION) + ("contrastgeo-rerank",)},
-    "standard": {"tasks": PUBLIC_TASKS, "shots": (1, 4, 16), "seeds": (0, 1, 2),
-                 "methods": tuple(m.name for m in METHODS)},
-    "full": {"tasks": PUBLIC_TASKS, "shots": (1, 2, 4, 8, 16), "seeds": (0, 1, 2, 3, 4),
-             "methods": tuple(m.name for m in METHODS)},
-}
 
 
 class Cell(NamedTuple):
@@ -129,61 +117,6 @@ def collect_environment():
             "scikit-learn": sklearn.__version__, "numpy": np.__version__}
 
 
-def _key_value(text):
-    import json
-
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, raw = text.split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip().replace("-", "_"), value
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(description="Run the ContrastGeo benchmark (DESIGN.md §4); resumable.")
-    parser.add_argument("--mode", choices=tuple(MODES), default="standard")
-    parser.add_argument("--tasks", nargs="+", help="tasks to run (default: the mode's)")
-    parser.add_argument("--shots", nargs="+", type=int, help="K values (default: the mode's)")
-    parser.add_argument("--seeds", nargs="+", type=int, help="seeds of the K-shot draw (default: the mode's)")
-    parser.add_argument("--only-methods", nargs="+", help="run only these methods (see --list-methods)")
-    parser.add_argument("--skip-methods", nargs="+", default=[], help="do not run these methods")
-    parser.add_argument("--results-dir", help="where results.json, RESULTS.md, HEADLINE.md go "
-                        "(default benchmarks/, or benchmarks/fast/ in fast mode)")
-    parser.add_argument("--raw-dir", help="raw public data (default $CONTRASTGEO_RAW_DIR or ../shared/data)")
-    parser.add_argument("--encoder", help="text encoder of every method (default all-MiniLM-L6-v2)")
-    parser.add_argument("--embedding-cache-dir", help="cache of frozen embeddings "
-                        "(default $CONTRASTGEO_EMBEDDING_CACHE or ~/.cache/contrastgeo/embeddings)")
-    parser.add_argument("--work-dir", default=str(REPO_ROOT / "runs" / "benchmark"),
-                        help="task copies, CSP model and trained models of the trained methods")
-    parser.add_argument("--train-flag", nargs="+", type=_key_value, default=[], metavar="KEY=VALUE",
-                        help="extra train.py flag for every trained method (e.g. max_train_steps=50); hashed")
-    parser.add_argument("--csp-flag", nargs="+", type=_key_value, default=[], metavar="KEY=VALUE",
-                        help="extra train.py flag of the CSP pre-training run")
-    parser.add_argument("--keep-models", action="store_true", help="keep trained model folders in --work-dir")
-    parser.add_argument("--force", action="store_true",
-                        help="recompute the selected cells even when results.json has them with the current hash")
-    parser.add_argument("--fail-fast", action="store_true", help="stop at the first failing cell")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan (done / to do) and stop")
-    parser.add_argument("--report-only", action="store_true",
-                        help="rewrite RESULTS.md and HEADLINE.md from results.json and stop (runs nothing)")
-    parser.add_argument("--write-readme", metavar="README", help="also put the headline table into this README "
-                        "(between its benchmark headline markers) whenever the reports are written")
-    parser.add_argument("--merge-results", nargs="+", metavar="RESULTS_JSON",
-                        help="add the records of these results.json files (a grid split over machines or parallel "
-                        "runs) to --results-dir's results.json, replacing the same cells; rewrite the reports and stop")
-    parser.add_argument("--list-methods", action="store_true", help="print the methods and stop")
-    return parser
-
-
-def results_dir_of(options):
-    """--results-dir, else benchmarks/ (benchmarks/fast/ in fast mode)."""
-    default_dir = REPO_ROOT / "benchmarks" / ("fast" if options.mode == "fast" else "")
-    return Path(options.results_dir or default_dir)
-
-
 class BenchmarkRunner:
     """Plans a grid, hashes each cell's configuration, skips cells already in results.json, runs the rest."""
 
@@ -196,6 +129,8 @@ class BenchmarkRunner:
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; run with --list-methods")
         methods = [name for name in (options.only_methods or mode["methods"]) if name not in options.skip_methods]
+        if options.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {options.workers}")
         for name, values in (("--shots", options.shots), ("--seeds", options.seeds)):
             if values is not None and any(value < (1 if name == "--shots" else 0) for value in values):
                 raise ValueError(f"{name} values must be {'>= 1' if name == '--shots' else '>= 0'}, got {values}")
@@ -206,6 +141,8 @@ class BenchmarkRunner:
         self.store = ResultsStore(self.results_dir / "results.json")
         self.commit = git_commit(REPO_ROOT)
         self.environment = collect_environment()
+        if getattr(options, "concurrent_runs", 1) > 1:  # a job of --workers N: its wall time includes sharing
+            self.environment["concurrent_runs"] = options.concurrent_runs
         self.failures = []
         self._model = self._encoder_fingerprint = self._trained = None
 
@@ -339,6 +276,7 @@ class BenchmarkRunner:
             return 0
         self.write_reports()
         progress = tqdm(total=sum(len(todo) for _, _, todo in plans.values()), desc="benchmark", unit="cell")
+        parallel_jobs = []
         for task, (data, hashes, todo) in plans.items():
             kinds = {cell: get_methods([cell.method])[0].kind for cell in todo}
             if any(kind == "frozen" for kind in kinds.values()):
@@ -362,6 +300,9 @@ class BenchmarkRunner:
                 method = get_methods([cell.method])[0]
                 key = (self.trained.training_hash(method, data, cell.k, cell.seed), cell.k, cell.seed)
                 groups.setdefault(key, []).append(cell)
+            if self.options.workers > 1:
+                parallel_jobs += [(data, cells) for cells in groups.values()]
+                groups = {}
             # Small K first, so that a partial run covers every trained method early.
             for cells in sorted(groups.values(), key=lambda cells: (cells[0].k, cells[0].seed)):
                 progress.set_postfix_str(f"{task} train {'+'.join(c.method for c in cells)} k={cells[0].k} "
@@ -369,6 +310,10 @@ class BenchmarkRunner:
                 self._guarded(cells, self._run_trained, cells, data, hashes)
                 progress.update(len(cells))
             data.embeddings, data.prompt_embeddings = None, {}
+        if parallel_jobs:
+            from .parallel import run_trained_jobs
+
+            run_trained_jobs(self, sorted(parallel_jobs, key=lambda job: (job[1][0].k, job[1][0].seed)), progress)
         progress.close()
         for cells, error in self.failures:
             logger.error("FAILED %s: %s", [tuple(cell) for cell in cells], error)
