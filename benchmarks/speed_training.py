@@ -140,9 +140,14 @@ def measure(options, method, max_candidates=None) -> dict:
     return json.loads(lines[-1][len(RESULT_PREFIX):])
 
 
+def times_cpu(options) -> bool:
+    """Whether a step's time is CPU time (a single-threaded CPU worker) rather than wall-clock time."""
+    return options.threads == 1 and options.device == "cpu"
+
+
 def step_time(result, options) -> float:
     """Seconds per step: CPU time for a single-threaded CPU worker, wall-clock time otherwise (see the module doc)."""
-    return result["cpu_step_time_s"] if options.threads == 1 and options.device == "cpu" else result["step_time_s"]
+    return result["cpu_step_time_s"] if times_cpu(options) else result["step_time_s"]
 
 
 def results_path(options) -> Path:
@@ -155,7 +160,7 @@ def results_path(options) -> Path:
 
 
 def write_report(options, results, ratio, loads, started) -> None:
-    basis = "CPU time" if options.threads == 1 and options.device == "cpu" else "wall-clock time"
+    basis = "CPU time" if times_cpu(options) else "wall-clock time"
     on_gpu = options.device == "cuda"
     device = (f"GPU {results[0]['gpu_name']}, mixed precision {options.mixed_precision}" if on_gpu
               else "CPU only")

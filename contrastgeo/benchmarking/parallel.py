@@ -25,7 +25,7 @@ logger = logging.getLogger("contrastgeo.benchmark")
 
 
 def run_job(options, task, methods, k, seed, results_dir):
-    """In a worker process: the runner on one training group; returns [(cells, error)] of its failures."""
+    """In a worker process: the runner on one training group; returns its failures, [(cells, error)]."""
     from .runner import BenchmarkRunner
 
     job_options = argparse.Namespace(**{
@@ -35,7 +35,7 @@ def run_job(options, task, methods, k, seed, results_dir):
     })
     runner = BenchmarkRunner(job_options)
     runner.run()
-    return [([tuple(cell) for cell in cells], error) for cells, error in runner.failures]
+    return runner.failures
 
 
 @contextlib.contextmanager
@@ -71,8 +71,7 @@ def run_trained_jobs(runner, jobs, progress):
         for future in as_completed(futures):
             cells, results_dir = futures[future]
             try:
-                runner.failures += [([type(cells[0])(*cell) for cell in failed], error)
-                                    for failed, error in future.result()]
+                runner.failures += future.result()
             except Exception as error:  # the worker process itself died
                 logger.error("job %s died: %r", [tuple(cell) for cell in cells], error)
                 runner.failures.append((cells, repr(error)))

@@ -117,9 +117,8 @@ def merge_results(store, paths):
         if not Path(path).is_file():
             raise ValueError(f"--merge-results: {path} does not exist")
         incoming += ResultsStore(path).records
-    keys = {record_key(record) for record in incoming}
     latest = {record_key(record): record for record in incoming}  # the last file's record of a cell
-    store.records = [record for record in store.records if record_key(record) not in keys] + list(latest.values())
+    store.records = [record for record in store.records if record_key(record) not in latest] + list(latest.values())
     store.save()
     return len(latest)
 

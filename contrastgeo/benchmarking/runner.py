@@ -302,13 +302,13 @@ class BenchmarkRunner:
                 groups.setdefault(key, []).append(cell)
             if self.options.workers > 1:
                 parallel_jobs += [(data, cells) for cells in groups.values()]
-                groups = {}
-            # Small K first, so that a partial run covers every trained method early.
-            for cells in sorted(groups.values(), key=lambda cells: (cells[0].k, cells[0].seed)):
-                progress.set_postfix_str(f"{task} train {'+'.join(c.method for c in cells)} k={cells[0].k} "
-                                         f"seed={cells[0].seed}")
-                self._guarded(cells, self._run_trained, cells, data, hashes)
-                progress.update(len(cells))
+            else:
+                # Small K first, so that a partial run covers every trained method early.
+                for cells in sorted(groups.values(), key=lambda cells: (cells[0].k, cells[0].seed)):
+                    progress.set_postfix_str(f"{task} train {'+'.join(c.method for c in cells)} k={cells[0].k} "
+                                             f"seed={cells[0].seed}")
+                    self._guarded(cells, self._run_trained, cells, data, hashes)
+                    progress.update(len(cells))
             data.embeddings, data.prompt_embeddings = None, {}
         if parallel_jobs:
             from .parallel import run_trained_jobs
