@@ -5,7 +5,6 @@ import dataclasses
 import json
 import os
 
-import datasets
 import numpy as np
 import pytest
 
@@ -17,12 +16,9 @@ from contrastgeo.benchmarking.records import (METRIC_FIELDS, ResultsStore, confi
 from contrastgeo.benchmarking.report import anchor_rows, readme_headline_markers, render_headline, render_results
 from contrastgeo.benchmarking.runner import BenchmarkRunner, Cell, TaskData, plan_cells
 from datasets_scripts import REPO_ROOT
-from datasets_scripts.common import PLACES_FEATURES, post_features, text_between_markers
+from datasets_scripts.common import text_between_markers
 
-from .tiny_models import SWISS_PLACES, make_tiny_encoder
-
-WORDS = {0: "grüezi chuchichäschtli zäme", 1: "merci vielmal bärn", 2: "baslerdütsch fasnacht drummle",
-         3: "luzärn fasnacht guggemusig"}
+from .tiny_models import make_tiny_encoder, synthetic_swiss_task
 
 
 def _record(task="vardial-ch", method="majority", k=None, seed=None, top1=0.5, median_km=50.0, **extra):
@@ -31,23 +27,6 @@ def _record(task="vardial-ch", method="majority", k=None, seed=None, top1=0.5, m
     record.update({name: 0.5 for name in METRIC_FIELDS})
     record.update(top1=top1, median_km=median_km, mean_km=median_km, **extra)
     return record
-
-
-def _synthetic_task(query_suffix=""):
-    def posts(per_class, offset):
-        rows = [(f"{WORDS[label]} {offset + i}{query_suffix if offset else ''}", label)
-                for label in WORDS for i in range(per_class)]
-        return datasets.Dataset.from_dict({
-            "text": [text for text, _ in rows], "label": [label for _, label in rows],
-            "latitude": [SWISS_PLACES[label]["latitude"] for _, label in rows],
-            "longitude": [SWISS_PLACES[label]["longitude"] for _, label in rows],
-        }, features=post_features([place["name"] for place in SWISS_PLACES]))
-
-    places = datasets.Dataset.from_dict({
-        "label": list(range(4)), "name": [p["name"] for p in SWISS_PLACES],
-        "latitude": [p["latitude"] for p in SWISS_PLACES], "longitude": [p["longitude"] for p in SWISS_PLACES],
-        "n_pool": [6] * 4}, features=PLACES_FEATURES)
-    return datasets.DatasetDict({"pool": posts(6, 0), "query": posts(3, 100), "places": places})
 
 
 def test_plan_runs_references_once_and_ablations_only_at_4_and_16():
@@ -149,7 +128,7 @@ def tiny_encoder(tmp_path_factory, minilm_path):
 
 
 def test_runner_resumes_and_recomputes_only_changed_cells(tmp_path, tiny_encoder, monkeypatch):
-    task = {"data": _synthetic_task()}
+    task = {"data": synthetic_swiss_task()}
     monkeypatch.setattr(runner_module, "load_task_data",
                         lambda name, raw_dir=None: TaskData.from_task(name, task["data"]))
     methods = ["majority", "zero-shot", "prototypes+prompt", "tfidf-logreg"]
@@ -184,7 +163,7 @@ def test_runner_resumes_and_recomputes_only_changed_cells(tmp_path, tiny_encoder
     assert sorted(calls) == ["tfidf-logreg"] * 4
 
     calls.clear()
-    task["data"] = _synthetic_task(query_suffix=" !")  # new task content: every cell is stale
+    task["data"] = synthetic_swiss_task(query_suffix=" !")  # new task content: every cell is stale
     BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=methods)).run()
     assert len(calls) == len(first)
     assert len(json.loads(store_path.read_text())) == len(first)
@@ -193,7 +172,7 @@ def test_runner_resumes_and_recomputes_only_changed_cells(tmp_path, tiny_encoder
 
 def test_methods_with_equal_training_share_one_run(tmp_path, tiny_encoder):
     trained = BenchmarkRunner(_options(tmp_path, tiny_encoder)).trained
-    data = TaskData.from_task("synthetic", _synthetic_task())
+    data = TaskData.from_task("synthetic", synthetic_swiss_task())
     key = {name: trained.training_hash(methods_module.METHODS_BY_NAME[name], data, 4, 0) for name in
            ("contrastgeo", "contrastgeo-rerank", "contrastgeo-fusion-cross-attention", "contrastgeo-tlc-only",
             "classifier")}
@@ -222,7 +201,7 @@ def test_results_dir_lock_refuses_a_second_run_and_takes_over_a_stale_lock(tmp_p
 
 def test_trained_methods_run_in_process_and_share_training(tmp_path, tiny_encoder, monkeypatch):
     monkeypatch.setattr(runner_module, "load_task_data",
-                        lambda name, raw_dir=None: TaskData.from_task(name, _synthetic_task()))
+                        lambda name, raw_dir=None: TaskData.from_task(name, synthetic_swiss_task()))
     methods = ["classifier", "contrastgeo", "contrastgeo-rerank", "contrastgeo-no-prior"]
     options = _options(tmp_path, tiny_encoder, only_methods=methods, shots=[4], seeds=[0],
                        train_flag=[("max_train_steps", 2)])
@@ -287,7 +266,7 @@ def test_prior_methods_use_populations_and_the_heldout_draw_of_train_py():
     from datasets_scripts.fewshot import k_shot_indices
     from modeling_contrastgeo.place_prior import log_place_prior
 
-    data = TaskData.from_task("synthetic", _synthetic_task())
+    data = TaskData.from_task("synthetic", synthetic_swiss_task())
     prior = methods_module.METHODS_BY_NAME["population-prior"]
     scores = methods_module.frozen_scores(prior, data)
     np.testing.assert_allclose(scores, np.broadcast_to(log_place_prior(data.places), scores.shape))

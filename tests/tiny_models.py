@@ -28,6 +28,31 @@ MIDWEST_PLACES = [
     {"name": "Chicago, IL", "latitude": 41.88, "longitude": -87.63},
 ]
 
+WORDS = {0: "grüezi chuchichäschtli zäme", 1: "merci vielmal bärn", 2: "baslerdütsch fasnacht drummle",
+         3: "luzärn fasnacht guggemusig"}
+
+
+def synthetic_swiss_task(query_suffix=""):
+    """A DatasetDict task (pool: 6 posts per place, query: 3, places) over SWISS_PLACES, one phrase per place."""
+    import datasets
+
+    from datasets_scripts.common import PLACES_FEATURES, post_features
+
+    def posts(per_class, offset):
+        rows = [(f"{WORDS[label]} {offset + i}{query_suffix if offset else ''}", label)
+                for label in WORDS for i in range(per_class)]
+        return datasets.Dataset.from_dict({
+            "text": [text for text, _ in rows], "label": [label for _, label in rows],
+            "latitude": [SWISS_PLACES[label]["latitude"] for _, label in rows],
+            "longitude": [SWISS_PLACES[label]["longitude"] for _, label in rows],
+        }, features=post_features([place["name"] for place in SWISS_PLACES]))
+
+    places = datasets.Dataset.from_dict({
+        "label": list(range(4)), "name": [p["name"] for p in SWISS_PLACES],
+        "latitude": [p["latitude"] for p in SWISS_PLACES], "longitude": [p["longitude"] for p in SWISS_PLACES],
+        "n_pool": [6] * 4}, features=PLACES_FEATURES)
+    return datasets.DatasetDict({"pool": posts(6, 0), "query": posts(3, 100), "places": places})
+
 
 def make_tiny_encoder(folder: Path, tokenizer_source: str) -> Path:
     """Save a randomly initialised tiny BERT (fixed seed) and a real tokenizer into `folder`."""

@@ -1,0 +1,93 @@
+"""Re-score saved benchmark models with other place-prior weights, without training again.
+
+The place prior enters only at prediction (`p(place | post) ∝ p_balanced(place | post) * prior(place) ** weight`),
+so one forward pass over a task's query posts gives the metrics of every weight. This is how the weight in
+`contrastgeo/training/defaults.py` is chosen: `run_benchmark.py --keep-models` keeps the trained models, and
+`benchmarks/rescore_place_prior.py` scores them here.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .evaluation import metrics_from_scores
+
+
+def training_cell(model_dir):
+    """(task, shots, seed) of a model saved by train.py, from its training_config.json."""
+    config_path = Path(model_dir) / "training_config.json"
+    if not config_path.is_file():
+        raise ValueError(f"{model_dir}: no training_config.json; rescore only models saved by train.py "
+                         "(e.g. run_benchmark.py --keep-models)")
+    data = json.loads(config_path.read_text()).get("data", {})
+    if not data.get("task"):
+        raise ValueError(f"{model_dir}: trained on user files, not on a built-in task; its query posts are unknown")
+    return data["task"], data.get("shots"), data.get("seed")
+
+
+def rescore_place_prior(model_dir, weights, task_data):
+    """Metrics of the saved model for each place-prior weight (0 = no prior) on `task_data`'s query posts.
+
+    Args:
+        model_dir: a ContrastGeo model folder saved by train.py.
+        weights: exponents of the population prior, each a finite number >= 0.
+        task_data: the `runner.TaskData` the model was trained and scored on.
+
+    Returns:
+        {"task", "k", "seed", "model_dir", "metrics": {weight: metrics}, "saved_weight", "saved_top1",
+        "rescored_top1"}: the top-1 that the model's eval_results.json reports for its own weight (None without the
+        file) and the top-1 this scoring gives at that weight, as a check that the rescoring is the evaluation's.
+    """
+    from modeling_contrastgeo import ContrastGeoModel
+    from modeling_contrastgeo.place_prior import check_prior_weight, log_place_prior
+
+    weights = [check_prior_weight(weight) for weight in weights]
+    task, shots, seed = training_cell(model_dir)
+    if task != task_data.name:
+        raise ValueError(f"{model_dir} was trained on task {task!r}, not {task_data.name!r}")
+    model = ContrastGeoModel.from_pretrained(model_dir).eval()
+    saved_names = [place["name"] for place in model.config.places]
+    if saved_names != [place["name"] for place in task_data.places]:
+        raise ValueError(f"{model_dir}: the model's {len(saved_names)} places are not the task's "
+                         f"{len(task_data.places)} places in the same order")
+    logits, _ = model.predict_logits(task_data.query_texts, places=task_data.places, allow_blank=True)
+    calibrated = logits.numpy().astype(np.float64) / model.config.probability_temperature
+    saved_weight = model.config.place_prior_weight if model.config.place_prior else 0.0
+
+    def metrics_at(weight):
+        scores = calibrated + log_place_prior(task_data.places, "population", weight) if weight else calibrated
+        return metrics_from_scores(scores, task_data.query_labels, task_data.query_latlon, task_data.place_latlon)
+
+    metrics = {weight: metrics_at(weight) for weight in weights}
+    eval_results = Path(model_dir) / "eval_results.json"
+    saved_top1 = json.loads(eval_results.read_text()).get("top1") if eval_results.is_file() else None
+    rescored = metrics[saved_weight] if saved_weight in metrics else metrics_at(saved_weight)
+    return {"task": task, "k": shots, "seed": seed, "model_dir": str(model_dir), "metrics": metrics,
+            "saved_weight": saved_weight, "saved_top1": saved_top1, "rescored_top1": rescored["top1"]}
+
+
+def rescoring_table(rows, weights):
+    """Markdown: one line per model (top-1 % / median km per weight), then the sum of top-1 over the models."""
+    header = "| task | K | seed | " + " | ".join(f"w={weight:g}" for weight in weights) + " |"
+    lines = [header, "|" + "---|" * (3 + len(weights))]
+    for row in rows:
+        cells = [f"{100 * row['metrics'][w]['top1']:.1f} / {row['metrics'][w]['median_km']:.0f}" for w in weights]
+        lines.append(f"| {row['task']} | {row['k']} | {row['seed']} | " + " | ".join(cells) + " |")
+    sums = [f"{sum(100 * row['metrics'][w]['top1'] for row in rows):.1f}" for w in weights]
+    lines.append("| sum of top-1 | | | " + " | ".join(sums) + " |")
+    return "\n".join(lines)
+
+
+def rescoring_report(table, rows, command):
+    """The markdown file of a rescoring: what was run, at which commit, on which models, and the table."""
+    from datasets_scripts import REPO_ROOT
+
+    from .records import git_commit
+
+    models = "\n".join(f"- `{Path(row['model_dir']).name}` ({row['task']}, K={row['k']}, seed {row['seed']}): eval_results "
+                       f"top-1 {row['saved_top1']} at weight {row['saved_weight']:g}, rescored {row['rescored_top1']:.4f}"
+                       for row in rows)
+    return (f"# Place-prior weight, rescored on saved models\n\nWritten by `python benchmarks/rescore_place_prior.py "
+            f"{command}` at commit `{git_commit(REPO_ROOT)}`. Each model is scored once per weight on its task's query posts "
+            f"(top-1 % / median km); training does not depend on the weight.\n\n{table}\n\nModels:\n{models}\n")

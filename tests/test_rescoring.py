@@ -1,0 +1,97 @@
+"""Rescoring saved models with other place-prior weights (contrastgeo/benchmarking/rescoring.py and its script)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from contrastgeo.benchmarking import runner as runner_module
+from contrastgeo.benchmarking.rescoring import rescore_place_prior
+from contrastgeo.benchmarking.runner import TaskData
+from modeling_contrastgeo import ContrastGeoModel
+
+from .tiny_models import SWISS_PLACES, make_tiny_encoder, synthetic_swiss_task
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "rescore_place_prior.py"
+
+
+@pytest.fixture(scope="module")
+def task_data():
+    return TaskData.from_task("synthetic", synthetic_swiss_task())
+
+
+def _top1(model, data, place_prior):
+    predictions = model.geolocate(data.query_texts, places=data.places, top_k=1, place_prior=place_prior)
+    return float(np.mean([row[0]["name"] == SWISS_PLACES[label]["name"]
+                          for row, label in zip(predictions, data.query_labels)]))
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, minilm_path, task_data):
+    """A tiny model saved as train.py saves one: config, training_config.json and eval_results.json."""
+    encoder = make_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"), minilm_path)
+    torch.manual_seed(0)
+    model = ContrastGeoModel.from_text_encoder(encoder, places=task_data.places, projection_dim=16,
+                                               place_prior="population")
+    model.config.probability_temperature = 0.05  # sharp enough for the prior to move only some predictions
+    folder = tmp_path_factory.mktemp("saved")
+    model.save_pretrained(folder)
+    (folder / "training_config.json").write_text(json.dumps({"data": {"task": "synthetic", "shots": 4, "seed": 0}}))
+    (folder / "eval_results.json").write_text(json.dumps({"top1": _top1(model, task_data, None)}))
+    return folder, model
+
+
+def test_each_weight_scores_as_geolocate_does_and_the_own_weight_reproduces_eval_results(saved_model, task_data):
+    folder, model = saved_model
+    row = rescore_place_prior(folder, [0, 1.0, 3.0], task_data)
+    assert (row["task"], row["k"], row["seed"], row["saved_weight"]) == ("synthetic", 4, 0, 1.0)
+    assert row["metrics"][0]["top1"] == pytest.approx(_top1(model, task_data, "none"))
+    assert row["metrics"][1.0]["top1"] == pytest.approx(_top1(model, task_data, "population"))
+    assert row["rescored_top1"] == pytest.approx(row["saved_top1"])
+    model.config.place_prior_weight = 3.0
+    try:
+        assert row["metrics"][3.0]["top1"] == pytest.approx(_top1(model, task_data, "population"))
+    finally:
+        model.config.place_prior_weight = 1.0
+    # a prior heavy enough sends every post to the most populous place (Zürich)
+    assert rescore_place_prior(folder, [50.0], task_data)["metrics"][50.0]["top1"] == pytest.approx(0.25)
+
+
+def test_bad_models_and_weights_are_named(saved_model, task_data, tmp_path):
+    folder, _ = saved_model
+    with pytest.raises(ValueError, match="place_prior_weight must be a finite number >= 0"):
+        rescore_place_prior(folder, [-1], task_data)
+    with pytest.raises(ValueError, match="no training_config.json"):
+        rescore_place_prior(tmp_path, [1], task_data)
+    with pytest.raises(ValueError, match="trained on task 'synthetic', not 'other'"):
+        rescore_place_prior(folder, [1], TaskData.from_task("other", synthetic_swiss_task()))
+    (tmp_path / "training_config.json").write_text(json.dumps({"data": {"task": None}}))
+    with pytest.raises(ValueError, match="trained on user files"):
+        rescore_place_prior(tmp_path, [1], task_data)
+
+
+def test_script_writes_the_table_and_fails_when_eval_results_disagree(saved_model, task_data, tmp_path, monkeypatch,
+                                                                      capsys):
+    spec = importlib.util.spec_from_file_location("rescore_place_prior", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(runner_module, "load_task_data", lambda name, raw_dir=None: task_data)
+    folder, _ = saved_model
+    report, output = tmp_path / "report.md", tmp_path / "rows.json"
+    assert script.main([str(folder), "--weights", "0", "1", "--report", str(report), "--output", str(output)]) == 0
+    table = capsys.readouterr().out
+    assert "| task | K | seed | w=0 | w=1 |" in table and "| synthetic | 4 | 0 |" in table
+    assert table.strip() in report.read_text() and "at commit" in report.read_text()
+    assert json.loads(output.read_text())[0]["task"] == "synthetic"
+
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    for path in folder.iterdir():
+        (tampered / path.name).write_bytes(path.read_bytes())
+    saved_top1 = json.loads((folder / "eval_results.json").read_text())["top1"]
+    (tampered / "eval_results.json").write_text(json.dumps({"top1": 0.0 if saved_top1 > 0.1 else 1.0}))
+    assert script.main([str(tampered), "--weights", "1"]) == 1
+    assert "check failed" in capsys.readouterr().err
