@@ -79,6 +79,10 @@ def rescoring_table(rows, weights):
     return "\n".join(lines)
 
 
+def _four_digits(value):
+    return "none" if value is None else f"{value:.4f}"
+
+
 def rescoring_report(table, rows, command):
     """The markdown file of a rescoring: what was run, at which commit, on which models, and the table."""
     from datasets_scripts import REPO_ROOT
@@ -86,7 +90,7 @@ def rescoring_report(table, rows, command):
     from .records import git_commit
 
     models = "\n".join(f"- `{Path(row['model_dir']).name}` ({row['task']}, K={row['k']}, seed {row['seed']}): eval_results "
-                       f"top-1 {row['saved_top1']} at weight {row['saved_weight']:g}, rescored {row['rescored_top1']:.4f}"
+                       f"top-1 {_four_digits(row['saved_top1'])} at weight {row['saved_weight']:g}, rescored {row['rescored_top1']:.4f}"
                        for row in rows)
     return (f"# Place-prior weight, rescored on saved models\n\nWritten by `python benchmarks/rescore_place_prior.py "
             f"{command}` at commit `{git_commit(REPO_ROOT)}`. Each model is scored once per weight on its task's query posts "
