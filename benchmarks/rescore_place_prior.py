@@ -28,7 +28,8 @@ def parse_args(argv=None):
                         help="place-prior exponents to score (0 = no prior)")
     parser.add_argument("--raw-dir", help="raw public data (default $CONTRASTGEO_RAW_DIR or ../shared/data)")
     parser.add_argument("--output", type=Path, help="also write the metrics here (JSON)")
-    parser.add_argument("--report", type=Path, help="also write the table here (markdown, with the commit and the models)")
+    parser.add_argument("--report", type=Path,
+                        help="also write the table here (markdown, with the commit and the models)")
     return parser.parse_args(argv)
 
 
@@ -51,12 +52,15 @@ def main(argv=None):
     if args.output:
         args.output.write_text(json.dumps(rows, indent=2) + "\n")
     # One post of difference: a tie broken the other way between float32 and float64 scores.
-    drifted = [row for row in rows if row["saved_top1"] is not None
-               and abs(row["saved_top1"] - row["rescored_top1"]) > 1.5 / row["metrics"][args.weights[0]]["num_examples"]]
-    for row in drifted:
-        print(f"check failed: {row['model_dir']} reports top-1 {row['saved_top1']:.4f} at weight {row['saved_weight']:g},"
-              f" rescored {row['rescored_top1']:.4f}", file=sys.stderr)
-    return 1 if drifted else 0
+    def drifted(row):
+        one_post = 1.0 / row["metrics"][args.weights[0]]["num_examples"]
+        return row["saved_top1"] is not None and abs(row["saved_top1"] - row["rescored_top1"]) > 1.5 * one_post
+
+    failures = [row for row in rows if drifted(row)]
+    for row in failures:
+        print(f"check failed: {row['model_dir']} reports top-1 {row['saved_top1']:.4f} at weight "
+              f"{row['saved_weight']:g}, rescored {row['rescored_top1']:.4f}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -89,9 +89,10 @@ def rescoring_report(table, rows, command):
 
     from .records import git_commit
 
-    models = "\n".join(f"- `{Path(row['model_dir']).name}` ({row['task']}, K={row['k']}, seed {row['seed']}): eval_results "
-                       f"top-1 {_four_digits(row['saved_top1'])} at weight {row['saved_weight']:g}, rescored {row['rescored_top1']:.4f}"
-                       for row in rows)
+    models = "\n".join(
+        f"- `{Path(row['model_dir']).name}` ({row['task']}, K={row['k']}, seed {row['seed']}): eval_results top-1 "
+        f"{_four_digits(row['saved_top1'])} at weight {row['saved_weight']:g}, rescored {row['rescored_top1']:.4f}"
+        for row in rows)
     return (f"# Place-prior weight, rescored on saved models\n\nWritten by `python benchmarks/rescore_place_prior.py "
-            f"{command}` at commit `{git_commit(REPO_ROOT)}`. Each model is scored once per weight on its task's query posts "
-            f"(top-1 % / median km); training does not depend on the weight.\n\n{table}\n\nModels:\n{models}\n")
+            f"{command}` at commit `{git_commit(REPO_ROOT)}`. Each model is scored once per weight on its task's query "
+            f"posts (top-1 % / median km); training does not depend on the weight.\n\n{table}\n\nModels:\n{models}\n")
