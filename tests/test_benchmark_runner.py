@@ -218,6 +218,22 @@ def test_trained_methods_run_in_process_and_share_training(tmp_path, tiny_encode
     assert not list((tmp_path / "work" / "runs" / "synthetic").iterdir())  # models deleted after scoring
 
 
+def test_a_kept_model_is_reused_and_outlives_a_run_without_keep_models(tmp_path, tiny_encoder, monkeypatch):
+    monkeypatch.setattr(runner_module, "load_task_data",
+                        lambda name, raw_dir=None: TaskData.from_task(name, synthetic_swiss_task()))
+    common = dict(only_methods=["contrastgeo"], shots=[4], seeds=[0], train_flag=[("max_train_steps", 2)])
+    assert BenchmarkRunner(_options(tmp_path, tiny_encoder, keep_models=True, **common)).run() == 0
+    [kept] = list((tmp_path / "work" / "runs" / "synthetic").iterdir())
+    # the re-ranking variant needs the default's model: the kept one is scored, not trained again, and stays
+    monkeypatch.setattr("contrastgeo.training.training_function",
+                        lambda *args: pytest.fail("the kept model was trained again"))
+    options = _options(tmp_path, tiny_encoder, **dict(common, only_methods=["contrastgeo-rerank"]))
+    assert BenchmarkRunner(options).run() == 0
+    assert (kept / "model.safetensors").is_file()
+    records = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert {record["method"] for record in records} == {"contrastgeo", "contrastgeo-rerank"}
+
+
 @pytest.mark.slow
 def test_workers_run_trained_cells_in_processes_with_the_in_process_results(tmp_path, tiny_encoder):
     def run(name, workers):

@@ -56,7 +56,8 @@ class TrainedMethodRunner:
         encoder_fingerprint: hash of the encoder's weights (stands in for its path in config hashes).
         train_flags: extra train.py flags for every trained method (e.g. {"max_train_steps": 50}); part of the hash.
         csp_flags: extra train.py flags of the CSP pre-training run (seed 0 unless given).
-        keep_models: keep each trained model folder after scoring (else it is deleted: ~90 MB each).
+        keep_models: keep each model folder this run trains (else it is deleted after scoring: ~90 MB each); a
+            folder an earlier --keep-models run kept is reused and stays.
     """
 
     def __init__(self, work_dir, encoder_path, encoder_fingerprint, train_flags=None, csp_flags=None,
@@ -140,7 +141,8 @@ class TrainedMethodRunner:
 
         training_hash = self.training_hash(methods[0], data, k, seed)
         output_dir = self.work_dir / "runs" / data.name / f"{training_hash}-k{k}-seed{seed}"
-        if (output_dir / _DONE_FILE).is_file():
+        reused = (output_dir / _DONE_FILE).is_file()
+        if reused:
             metrics = json.loads((output_dir / _DONE_FILE).read_text())
             train_seconds = json.loads((output_dir / "train_results.json").read_text()).get("train_runtime_s", 0.0)
             logger.info("reusing the trained model in %s", output_dir)
@@ -166,7 +168,7 @@ class TrainedMethodRunner:
                 method_metrics = metrics
             results[method.name] = (method_metrics, {"train_time_s": train_seconds,
                                                      "eval_time_s": time.perf_counter() - evaluation_started})
-        if not self.keep_models:
+        if not self.keep_models and not reused:  # a model kept by an earlier --keep-models run stays
             shutil.rmtree(output_dir, ignore_errors=True)
         return results
 
