@@ -40,7 +40,7 @@ def rescore_place_prior(model_dir, weights, task_data):
         file) and the top-1 this scoring gives at that weight, as a check that the rescoring is the evaluation's.
     """
     from modeling_contrastgeo import ContrastGeoModel
-    from modeling_contrastgeo.place_prior import check_prior_weight, log_place_prior
+    from modeling_contrastgeo.place_prior import check_prior_weight, log_place_prior, place_populations
 
     weights = [check_prior_weight(weight) for weight in weights]
     task, shots, seed = training_cell(model_dir)
@@ -55,8 +55,12 @@ def rescore_place_prior(model_dir, weights, task_data):
     calibrated = logits.numpy().astype(np.float64) / model.config.probability_temperature
     saved_weight = model.config.place_prior_weight if model.config.place_prior else 0.0
 
+    # Populations looked up once (a GeoNames nearest-city search), not once per weight.
+    places = [dict(place, population=population)
+              for place, population in zip(task_data.places, place_populations(task_data.places))]
+
     def metrics_at(weight):
-        scores = calibrated + log_place_prior(task_data.places, "population", weight) if weight else calibrated
+        scores = calibrated + log_place_prior(places, "population", weight) if weight else calibrated
         return metrics_from_scores(scores, task_data.query_labels, task_data.query_latlon, task_data.place_latlon)
 
     metrics = {weight: metrics_at(weight) for weight in weights}
