@@ -4,7 +4,8 @@
     python benchmarks/rescore_place_prior.py W/runs/*/*-k16-seed0 --weights 0 0.5 1 1.5 2
 
 Prints a markdown table (top-1 % / median km per weight, one line per model, then the sum of top-1 over the models)
-and, with --output, writes the metrics as JSON. Exit status 1 when a model's rescoring at its own weight does not
+and, with --output, writes the metrics as JSON (also at temperature 1); --report writes the table, and the one at
+temperature 1, as markdown. Exit status 1 when a model's rescoring at its own weight does not
 give the top-1 of its eval_results.json (the task was rebuilt differently, or the scoring drifted from train.py's).
 """
 
@@ -45,10 +46,9 @@ def main(argv=None):
         if task not in tasks:
             tasks[task] = load_task_data(task, args.raw_dir)
         rows.append(rescore_place_prior(model_dir, args.weights, tasks[task]))
-    table = rescoring_table(rows, args.weights)
-    print(table)
+    print(rescoring_table(rows, args.weights))
     if args.report:
-        args.report.write_text(rescoring_report(table, rows, " ".join(sys.argv[1:] if argv is None else argv)))
+        args.report.write_text(rescoring_report(rows, args.weights, " ".join(sys.argv[1:] if argv is None else argv)))
     if args.output:
         args.output.write_text(json.dumps(rows, indent=2) + "\n")
     # One post of difference: a tie broken the other way between float32 and float64 scores.

@@ -12,8 +12,6 @@ macro accuracy and distance errors. Embeddings are expected L2-normalised (as `C
 - `logistic_regression_scores`: multinomial logistic regression (scikit-learn) on frozen embeddings.
 - `tfidf_logistic_regression_scores`: character n-gram TF-IDF + logistic regression, the classic strong
   dialect-identification baseline; it needs no encoder.
-- `calibrated_log_probabilities`: a baseline's probabilities after a temperature fitted on held-out posts (to
-  combine them with a place prior).
 """
 
 import warnings
@@ -173,39 +171,7 @@ def tfidf_logistic_regression_scores(train_texts, train_labels, query_texts, num
     return _class_probabilities(classifier, vectorizer.transform(query_texts), num_classes)
 
 
-# The range train.py's temperature fit allows (modeling_contrastgeo.inference).
-_MIN_TEMPERATURE, _MAX_TEMPERATURE = 0.05, 20.0
-
-
-def _log_softmax(logits):
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def calibrated_log_probabilities(query_probabilities, heldout_probabilities, heldout_labels):
-    """Log-probabilities of the queries after a temperature fitted on held-out posts with known labels.
-
-    The temperature minimises the held-out negative log-likelihood within [0.05, 20], as train.py's calibration of a
-    trained model. On its own it changes no ranking; Bayes' rule with a place prior needs calibrated probabilities.
-    """
-    from scipy.optimize import minimize_scalar
-
-    query_log = np.log(np.clip(_check_matrix(query_probabilities, "query_probabilities"), 1e-12, None))
-    heldout_log = np.log(np.clip(_check_matrix(heldout_probabilities, "heldout_probabilities",
-                                               query_log.shape[1]), 1e-12, None)).astype(np.float64)
-    heldout_labels = _check_labels(heldout_labels, query_log.shape[1], "heldout_labels", len(heldout_log))
-
-    def negative_log_likelihood(log_temperature):
-        return -_log_softmax(heldout_log / np.exp(log_temperature))[np.arange(len(heldout_labels)),
-                                                                     heldout_labels].mean()
-
-    fit = minimize_scalar(negative_log_likelihood, method="bounded",
-                          bounds=(np.log(_MIN_TEMPERATURE), np.log(_MAX_TEMPERATURE)), options={"xatol": 1e-6})
-    return _log_softmax(query_log / np.exp(fit.x))
-
-
 __all__ = [
-    "calibrated_log_probabilities",
     "class_prototypes",
     "logistic_regression_scores",
     "majority_class_scores",

@@ -12,7 +12,7 @@ import torch
 from transformers.utils import ModelOutput
 
 from .location_encoding import validate_latlon
-from .losses import csp_loss, presence_absence_loss, sample_uniform_sphere
+from .csp_losses import csp_loss, presence_absence_loss, sample_uniform_sphere
 
 
 @dataclass

@@ -128,24 +128,3 @@ def test_scoring_rejects_nan_scores_and_out_of_range_rankings():
         rank_places(np.array([[0.1, 0.2], [np.nan, 0.0]]))
     with pytest.raises(ValueError, match=r"ranking\[0\] holds a place index outside \[0, 1\]"):
         metrics_from_ranking(np.array([[2]]), [0], np.zeros((1, 2)), np.zeros((2, 2)))
-
-
-def test_calibrated_log_probabilities_fit_the_heldout_temperature():
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(200, 5)) * 3
-    labels = np.array([rng.choice(5, p=np.exp(row / 2.5) / np.exp(row / 2.5).sum()) for row in logits])
-    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    calibrated = baselines.calibrated_log_probabilities(probabilities[:50], probabilities[50:], labels[50:])
-    temperatures = np.exp(np.linspace(np.log(0.05), np.log(20), 4001))
-
-    def nll(temperature):
-        scaled = logits[50:] / temperature
-        log_probs = scaled - np.log(np.exp(scaled).sum(axis=1, keepdims=True))
-        return -log_probs[np.arange(150), labels[50:]].mean()
-
-    best = temperatures[np.argmin([nll(t) for t in temperatures])]
-    assert 1.5 < best < 4.0  # the labels were drawn at temperature 2.5
-    expected = logits[:50] / best - np.log(np.exp(logits[:50] / best).sum(axis=1, keepdims=True))
-    np.testing.assert_allclose(calibrated, expected, atol=2e-3)
-    with pytest.raises(ValueError, match="heldout_labels\\[0\\] = 7 is outside"):
-        baselines.calibrated_log_probabilities(probabilities[:5], probabilities[5:7], [7, 0])

@@ -17,7 +17,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from modeling_contrastgeo.losses import csp_loss, gather_with_grad, tlc_loss
+from modeling_contrastgeo.csp_losses import csp_loss
+from modeling_contrastgeo.losses import gather_with_grad, tlc_loss
 
 WORLD_SIZE = 2
 NUM_POSTS, NUM_PLACES, NUM_RANDOM, DIM = 6, 8, 5, 4

@@ -1,16 +1,14 @@
-"""Tests for modeling_contrastgeo.losses: hand-computed values, sampler properties and sampling distributions."""
+"""Tests for modeling_contrastgeo.losses and .csp_losses: hand-computed values, sampler properties and sampling distributions."""
 
 import math
 
 import pytest
 import torch
 
+from modeling_contrastgeo.csp_losses import csp_loss, presence_absence_loss, sample_uniform_sphere
 from modeling_contrastgeo.losses import (
-    csp_loss,
     gather_with_grad,
-    presence_absence_loss,
     sample_hard_negatives,
-    sample_uniform_sphere,
     tlc_loss,
     tlm_constant_predictor_entropy,
     tlm_loss,

@@ -56,6 +56,13 @@ def test_each_weight_scores_as_geolocate_does_and_the_own_weight_reproduces_eval
         assert row["metrics"][3.0]["top1"] == pytest.approx(_top1(model, task_data, "population"))
     finally:
         model.config.place_prior_weight = 1.0
+    assert row["saved_temperature"] == 0.05
+    model.config.probability_temperature = 1.0  # as --calibration none saves it
+    try:
+        assert row["metrics_temperature_1"][1.0]["top1"] == pytest.approx(_top1(model, task_data, "population"))
+        assert row["metrics_temperature_1"][1.0]["top1"] != pytest.approx(row["metrics"][1.0]["top1"])
+    finally:
+        model.config.probability_temperature = 0.05
     # a prior heavy enough sends every post to the most populous place (Zürich)
     assert rescore_place_prior(folder, [50.0], task_data)["metrics"][50.0]["top1"] == pytest.approx(0.25)
 
@@ -85,6 +92,7 @@ def test_script_writes_the_table_and_fails_when_eval_results_disagree(saved_mode
     table = capsys.readouterr().out
     assert "| task | K | seed | w=0 | w=1 |" in table and "| synthetic | 4 | 0 |" in table
     assert table.strip() in report.read_text() and "at commit" in report.read_text()
+    assert "At temperature 1" in report.read_text()  # the model's saved temperature is 0.05
     assert json.loads(output.read_text())[0]["task"] == "synthetic"
 
     tampered = tmp_path / "tampered"

@@ -1,4 +1,5 @@
-"""train.py: every objective end to end on tiny data, LoRA save/load, resume equivalence, configs, building blocks.
+"""train.py: every objective end to end on tiny data, LoRA save/load, resume equivalence (configuration and
+scheduling: test_train_config.py).
 
 Runs use a tiny BERT (hidden 32, 2 layers) with the real MiniLM tokenizer, and CSV files cut from the vendored
 vardial-ch task (6 places x 6 pool posts, 6 x 4 query posts), so the whole module takes seconds of training.
@@ -6,7 +7,6 @@ vardial-ch task (6 places x 6 pool posts, 6 x 4 query posts), so the whole modul
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,38 +14,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from datasets_scripts import VENDORED_DIR, load_task
 from datasets_scripts.user_data import spherical_mean
+from tests.tiny_models import (
+    TINY_POSTS_PLACES,
+    TINY_POSTS_POOL_PER_PLACE,
+    TINY_POSTS_QUERY_PER_PLACE,
+    TRAINING_BERT,
+    make_tiny_encoder,
+    make_tiny_posts,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-NUM_LABELS, POOL_PER_LABEL, QUERY_PER_LABEL = 6, 6, 4
 METRIC_KEYS = {"top1", "top5", "macro_acc", "acc@1km", "acc@25km", "acc@161km", "acc@200km", "acc@750km",
                "acc@2500km", "mean_km", "median_km"}
-
-
-def make_tiny_encoder(folder, tokenizer_source, dropout=0.0):
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
-    BertModel(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(folder)
-    return folder
-
-
-def make_tiny_posts(folder):
-    """pool.csv / query.csv with the standard columns, 6 labels of the vendored vardial-ch task."""
-    task = load_task("vardial-ch", data_dir=VENDORED_DIR / "vardial-ch")
-    names = task["pool"].features["label"].names
-    paths = {}
-    for split, per_label in (("pool", POOL_PER_LABEL), ("query", QUERY_PER_LABEL)):
-        frame = task[split].to_pandas()
-        frame = frame[frame["label"] < NUM_LABELS].groupby("label").head(per_label).copy()
-        frame["label"] = [names[label] for label in frame["label"]]
-        paths[split] = folder / f"{split}.csv"
-        frame.to_csv(paths[split], index=False)
-    return paths
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -61,8 +41,9 @@ def one_torch_thread():
 def tiny(tmp_path_factory, minilm_path):
     folder = tmp_path_factory.mktemp("tiny")
     files = make_tiny_posts(folder)
-    files["encoder"] = make_tiny_encoder(folder / "encoder", minilm_path)
-    files["dropout_encoder"] = make_tiny_encoder(folder / "dropout_encoder", minilm_path, dropout=0.1)
+    files["encoder"] = make_tiny_encoder(folder / "encoder", minilm_path, **TRAINING_BERT)
+    dropout = {**TRAINING_BERT, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
+    files["dropout_encoder"] = make_tiny_encoder(folder / "dropout_encoder", minilm_path, **dropout)
     rng = np.random.default_rng(0)
     pool = pd.read_csv(files["pool"])
     files["csp"] = folder / "csp.csv"
@@ -130,14 +111,14 @@ def test_contrastgeo_run_evaluates_and_saves_a_loadable_model(contrastgeo_run, t
     output_dir, results = contrastgeo_run
     saved = json.loads((output_dir / "eval_results.json").read_text())
     assert saved == results and METRIC_KEYS <= set(saved)
-    assert saved["num_examples"] == NUM_LABELS * QUERY_PER_LABEL
+    assert saved["num_examples"] == TINY_POSTS_PLACES * TINY_POSTS_QUERY_PER_PLACE
     history = log_history(output_dir)
     assert [record["step"] for record in history] == [1, 2, 3, 4]
     assert all(math.isfinite(record["loss_tlc"]) and math.isfinite(record["loss_tlm"]) for record in history)
     # Candidates: the batch's places plus random ones up to the bound (a batch of 8 may hold more than 4 places).
-    assert all(4 <= record["num_candidates"] <= NUM_LABELS for record in history)
+    assert all(4 <= record["num_candidates"] <= TINY_POSTS_PLACES for record in history)
     description = json.loads((output_dir / "training_config.json").read_text())["data"]
-    assert description["num_train_posts"] == NUM_LABELS * 4 and description["num_pool_posts"] == 36
+    assert description["num_train_posts"] == TINY_POSTS_PLACES * 4 and description["num_pool_posts"] == 36
 
     model = load_saved(output_dir)
     pool = pd.read_csv(tiny["pool"])
@@ -153,9 +134,17 @@ def test_contrastgeo_run_evaluates_and_saves_a_loadable_model(contrastgeo_run, t
     assert reevaluated_top1(model, tiny["query"]) == pytest.approx(saved["top1"])
 
 
-def test_temperature_is_fitted_on_heldout_posts_and_saved(contrastgeo_run, tiny):
+def test_default_uses_no_labelled_post_beyond_the_shots_for_calibration(contrastgeo_run):
     output_dir, results = contrastgeo_run
-    model = load_saved(output_dir)
+    assert results["probability_temperature"] == 1.0 and results["ece"] == pytest.approx(results["ece_uncalibrated"])
+    assert load_saved(output_dir).config.probability_temperature == 1.0
+    description = json.loads((output_dir / "training_config.json").read_text())["data"]
+    assert description["num_heldout_posts"] == 0 and description["num_train_posts"] == TINY_POSTS_PLACES * 4
+
+
+def test_temperature_is_fitted_on_heldout_posts_and_saved(tiny, tmp_path):
+    results = train(geolocation_argv(tiny, tmp_path, "--max-candidates", 4, "--calibration", "heldout"))
+    model = load_saved(tmp_path)
     temperature = model.config.probability_temperature
     assert temperature != 1.0 and results["probability_temperature"] == pytest.approx(temperature)
     assert 0.0 <= results["ece"] <= 1.0 and 0.0 <= results["ece_uncalibrated"] <= 1.0
@@ -176,26 +165,23 @@ def test_heldout_calibration_posts_are_pool_posts_outside_the_shots(tiny, tmp_pa
     from contrastgeo.training import parse_args
     from contrastgeo.training.data import load_geolocation_data
 
-    data = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path)))
-    assert len(data.train) == NUM_LABELS * 4 and len(data.heldout) == NUM_LABELS * (POOL_PER_LABEL - 4)
+    data = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path, "--calibration", "heldout")))
+    assert len(data.train) == TINY_POSTS_PLACES * 4
+    assert len(data.heldout) == TINY_POSTS_PLACES * (TINY_POSTS_POOL_PER_PLACE - 4)
     assert not set(data.train["text"]) & set(data.heldout["text"])
     assert set(data.train["text"]) | set(data.heldout["text"]) == set(pd.read_csv(tiny["pool"])["text"])
     assert data.description["num_heldout_posts"] == len(data.heldout)
-    whole_pool = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path, "--shots", 0)))
-    assert whole_pool.heldout is None and len(whole_pool.train) == NUM_LABELS * POOL_PER_LABEL
-
-
-def test_calibration_none_keeps_temperature_one(tiny, tmp_path):
-    results = train(geolocation_argv(tiny, tmp_path, "--calibration", "none", "--max-train-steps", 1))
-    assert results["probability_temperature"] == 1.0 and results["ece"] == pytest.approx(results["ece_uncalibrated"])
-    assert load_saved(tmp_path).config.probability_temperature == 1.0
+    assert load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path))).heldout is None  # the default: none
+    whole_pool = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path, "--shots", 0, "--calibration",
+                                                                    "heldout")))
+    assert whole_pool.heldout is None and len(whole_pool.train) == TINY_POSTS_PLACES * TINY_POSTS_POOL_PER_PLACE
 
 
 def test_classifier_run(tiny, tmp_path):
     results = train(geolocation_argv(tiny, tmp_path, "--objective", "classifier"))
     assert METRIC_KEYS <= set(results)
     model = load_saved(tmp_path)
-    assert model.config.location_mode == "classifier" and len(model.config.places) == NUM_LABELS
+    assert model.config.location_mode == "classifier" and len(model.config.places) == TINY_POSTS_PLACES
     assert reevaluated_top1(model, tiny["query"]) == pytest.approx(results["top1"])
     assert "loss_tlm" not in log_history(tmp_path)[0]
 
@@ -415,79 +401,6 @@ def test_bf16_gradient_accumulation_periodic_evaluation_and_tensorboard(tiny, tm
     assert list((tmp_path / "runs" / "contrastgeo").glob("events.out.tfevents.*"))
 
 
-# --------------------------------------------------------------------------- configuration
-def test_config_file_is_overridden_by_flags(tiny, tmp_path):
-    from contrastgeo.training import parse_args
-
-    (tmp_path / "run.yaml").write_text(
-        f"train-file: {tiny['pool']}\nshots: 2\nbatch_size: 4\nlearning_rate: 5e-5\nlora: true\n"
-        "model_config:\n  tlm_fusion: concat\n  num_hard_negatives: 3\n"
-    )
-    args = parse_args(["--config", tmp_path / "run.yaml", "--batch-size", "8", "--num-hard-negatives", "2",
-                       "--output-dir", tmp_path / "out"])
-    assert (args.shots, args.batch_size, args.learning_rate, args.lora) == (2, 8, 5e-5, True)
-    assert args.model_config["tlm_fusion"] == "concat" and args.model_config["num_hard_negatives"] == 2
-    assert args.model_config["fusion_encoder"] == "mlp"  # untouched defaults stay
-    (tmp_path / "run.json").write_text(json.dumps({"objective": "csp", "train_file": str(tiny["csp"])}))
-    args = parse_args(["--config", tmp_path / "run.json", "--output-dir", tmp_path / "out"])
-    assert args.task is None and args.batch_size == 256 and args.model_config["location_mode"] == "coordinates"
-
-
-@pytest.mark.parametrize("name", sorted(path.name for path in (REPO_ROOT / "configs").glob("*.yaml")))
-def test_shipped_configs_parse(name):
-    from contrastgeo.training import parse_args
-
-    args = parse_args(["--config", REPO_ROOT / "configs" / name])
-    assert args.output_dir.startswith("runs/") and (args.task or args.train_file)
-
-
-@pytest.mark.parametrize("content, message", [
-    ("batch_sise: 4\n", "unknown key 'batch_sise'"),
-    ("batch_size: many\n", "--batch-size got 'many'"),
-    ("lora: yes please\n", "--lora must be true or false"),
-    ("location_mode: classifier\n", "use --objective classifier"),
-    ("model_config:\n  tlm_fusion: concat\n  places: []\n", "come from the data"),
-    ("place_prior: census\n", "--place-prior got 'census': must be one of population or none"),
-    ("place_prior_weight: -1\n", "--place-prior-weight got -1: must be a finite number >= 0"),
-])
-def test_bad_config_values_are_named(tiny, tmp_path, content, message):
-    from contrastgeo.training import parse_args
-
-    (tmp_path / "run.yaml").write_text(f"train_file: {tiny['pool']}\n" + content)
-    with pytest.raises(ValueError, match=message):
-        parse_args(["--config", tmp_path / "run.yaml", "--output-dir", tmp_path / "out"])
-
-
-def test_schedule_has_an_epoch_count_and_a_step_floor():
-    from contrastgeo.training.run import training_schedule
-
-    config = {"batch_size": 8, "gradient_accumulation_steps": 1, "num_train_epochs": 2, "min_train_steps": 0,
-              "max_train_steps": None}
-    assert training_schedule(config, 24, 1) == (6, 2, 3)
-    assert training_schedule({**config, "min_train_steps": 10}, 24, 1) == (10, 4, 3)
-    assert training_schedule({**config, "max_train_steps": 5}, 24, 1) == (5, 2, 3)
-    assert training_schedule(config, 24, 2) == (4, 2, 2)  # 3 batches over 2 processes
-    assert training_schedule({**config, "gradient_accumulation_steps": 2}, 24, 1) == (4, 2, 2)
-
-
-# --------------------------------------------------------------------------- building blocks
-def test_candidate_sampler_keeps_the_global_positives_and_is_seeded():
-    from contrastgeo.training.batches import CandidateSampler
-
-    sampler = CandidateSampler(num_places=50, max_candidates=10, seed=3)
-    labels = torch.tensor([4, 9, 4, 31])
-    first = sampler(labels, step=0)
-    assert first.numel() == 10 and torch.equal(first, first.sort().values)
-    assert set(labels.tolist()) <= set(first.tolist())
-    assert torch.equal(first, sampler(labels, step=0))
-    assert not torch.equal(first, sampler(labels, step=1))
-    assert torch.equal(first[torch.searchsorted(first, labels)], labels)
-    assert torch.equal(CandidateSampler(8, 10, 3)(labels % 8, 0), torch.arange(8))
-    assert torch.equal(CandidateSampler(8, 0, 3)(labels % 8, 0), torch.arange(8))
-    many = torch.arange(12)
-    assert torch.equal(sampler(many, 0), many)  # more positives than the bound: all positives, nothing else
-
-
 @pytest.mark.parametrize("objective", ["contrastgeo", "classifier", "csp", "location-prior"])
 def test_every_trainable_parameter_gets_a_gradient(tiny, tmp_path, objective):
     """DistributedDataParallel fails on trainable parameters without gradients: objectives freeze what they skip."""
@@ -519,14 +432,3 @@ def test_every_trainable_parameter_gets_a_gradient(tiny, tmp_path, objective):
                 if parameter.requires_grad and parameter.grad is None]
     if objective in ("csp", "location-prior"):
         assert not [name for name in trainable if name.startswith("text_model.")]
-
-
-def test_tlm_monitor_warns_only_when_the_loss_sits_at_the_constant_entropy(caplog):
-    from contrastgeo.training.objectives import TLMCollapseMonitor
-
-    collapsed, learning = TLMCollapseMonitor(warmup_steps=2, window=3), TLMCollapseMonitor(warmup_steps=2, window=3)
-    with caplog.at_level("WARNING"):
-        warned = [collapsed.update(step, 0.412, 0.410) for step in range(1, 7)]
-        assert not any(learning.update(step, 0.30, 0.410) for step in range(1, 7))
-    assert warned == [False, False, False, False, True, False]  # after warm-up and a full window, once
-    assert "constant predictor" in caplog.text

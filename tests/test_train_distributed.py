@@ -22,7 +22,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.test_train import make_tiny_encoder, make_tiny_posts
+from tests.tiny_models import TRAINING_BERT, make_tiny_encoder, make_tiny_posts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GLOBAL_BATCH = 8
@@ -64,7 +64,7 @@ def test_two_cpu_processes_match_one_process_with_the_joint_batch(tmp_path, mini
     if shutil.which("accelerate") is None:
         pytest.skip("the accelerate launcher is not on PATH")
     files = make_tiny_posts(tmp_path)
-    encoder = make_tiny_encoder(tmp_path / "encoder", minilm_path)
+    encoder = make_tiny_encoder(tmp_path / "encoder", minilm_path, **TRAINING_BERT)
     common = ["train.py", "--train-file", str(files["pool"]), "--eval-file", str(files["query"]), "--shots", "4",
               "--seed", "0", "--model-name-or-path", str(encoder), "--max-train-steps", "3", "--logging-steps", "1",
               "--max-candidates", "4", "--hard-negative-strategy", "topk", "--num-hard-negatives", "2", "--cpu",

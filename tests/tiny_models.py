@@ -1,4 +1,4 @@
-"""Tiny text encoders for fast tests: a 2-layer, 32-wide BERT with the real MiniLM tokenizer."""
+"""Tiny text encoders and data for fast tests: a 2-layer, 32-wide BERT with the real MiniLM tokenizer."""
 
 from pathlib import Path
 
@@ -6,6 +6,9 @@ TINY_BERT = dict(
     model_type="bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
     max_position_embeddings=128,
 )
+# train.py tests: no dropout, so that runs are deterministic given the seed, and the default 512 positions.
+TRAINING_BERT = dict(max_position_embeddings=512, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+TINY_POSTS_PLACES, TINY_POSTS_POOL_PER_PLACE, TINY_POSTS_QUERY_PER_PLACE = 6, 6, 4
 
 SWISS_PLACES = [
     {"name": "Zürich, Switzerland", "latitude": 47.36667, "longitude": 8.55},
@@ -54,8 +57,11 @@ def synthetic_swiss_task(query_suffix=""):
     return datasets.DatasetDict({"pool": posts(6, 0), "query": posts(3, 100), "places": places})
 
 
-def make_tiny_encoder(folder: Path, tokenizer_source: str) -> Path:
-    """Save a randomly initialised tiny BERT (fixed seed) and a real tokenizer into `folder`."""
+def make_tiny_encoder(folder: Path, tokenizer_source: str, **config_overrides) -> Path:
+    """Save a randomly initialised tiny BERT (fixed seed) and a real tokenizer into `folder`.
+
+    config_overrides: BertConfig fields that differ from TINY_BERT (TRAINING_BERT for the train.py tests).
+    """
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
@@ -63,7 +69,24 @@ def make_tiny_encoder(folder: Path, tokenizer_source: str) -> Path:
     if (folder / "config.json").exists():
         return folder
     torch.manual_seed(0)
-    config = BertConfig(**{k: v for k, v in TINY_BERT.items() if k != "model_type"})
+    config = BertConfig(**{**{k: v for k, v in TINY_BERT.items() if k != "model_type"}, **config_overrides})
     BertModel(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(folder)
     return folder
+
+
+def make_tiny_posts(folder: Path) -> dict:
+    """pool.csv / query.csv with the standard columns: TINY_POSTS_PLACES places of the vendored vardial-ch task,
+    TINY_POSTS_POOL_PER_PLACE pool and TINY_POSTS_QUERY_PER_PLACE query posts each."""
+    from datasets_scripts import VENDORED_DIR, load_task
+
+    task = load_task("vardial-ch", data_dir=VENDORED_DIR / "vardial-ch")
+    names = task["pool"].features["label"].names
+    paths = {}
+    for split, per_label in (("pool", TINY_POSTS_POOL_PER_PLACE), ("query", TINY_POSTS_QUERY_PER_PLACE)):
+        frame = task[split].to_pandas()
+        frame = frame[frame["label"] < TINY_POSTS_PLACES].groupby("label").head(per_label).copy()
+        frame["label"] = [names[label] for label in frame["label"]]
+        paths[split] = Path(folder) / f"{split}.csv"
+        frame.to_csv(paths[split], index=False)
+    return paths

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from contrastgeo import baselines
-from datasets_scripts.fewshot import HELDOUT_POSTS_PER_LABEL, heldout_indices
 from modeling_contrastgeo.place_prior import log_place_prior
 
 REFERENCE, FEW_SHOT, ABLATION = "reference", "few-shot", "ablation"
@@ -60,10 +59,9 @@ class Method:
 # issue were measured with it (full-pool rows reproduce to 0.1 point); sklearn's default C=1 differs by 1-2 points.
 LOGREG_SETTINGS = {"C": 10.0, "max_iter": 1000}
 TFIDF_SETTINGS = {"analyzer": "char_wb", "ngram_range": [1, 5], "C": 10.0, "sublinear_tf": True, "max_iter": 1000}
-# The place prior as train.py applies it: Bayes' rule on probabilities calibrated on held-out pool posts (up to
-# HELDOUT_POSTS_PER_LABEL per place outside the K shots, the draw train.py makes).
-PRIOR_SETTINGS = {"place_prior": "population", "place_prior_weight": 1.0, "calibration": "heldout",
-                  "heldout_per_label": HELDOUT_POSTS_PER_LABEL}
+# The place prior as train.py applies it by default: Bayes' rule on the model's own probabilities (no temperature
+# fitted on labelled posts beyond the K shots, which a few-shot user does not have).
+PRIOR_SETTINGS = {"place_prior": "population", "place_prior_weight": 1.0, "calibration": "none"}
 
 
 def _contrastgeo(name, description, group=ABLATION, evaluation=None, needs_csp=False, **train_flags):
@@ -90,8 +88,8 @@ METHODS = [
            settings=LOGREG_SETTINGS),
     Method("tfidf-logreg", FEW_SHOT, "text", "char_wb 1-5 n-gram TF-IDF + logistic regression on the support set",
            settings=TFIDF_SETTINGS),
-    Method("tfidf-logreg+prior", FEW_SHOT, "text", "tfidf-logreg with a temperature fitted on held-out pool posts, "
-           "times the population prior (as train.py's place prior)", settings={**TFIDF_SETTINGS, **PRIOR_SETTINGS}),
+    Method("tfidf-logreg+prior", FEW_SHOT, "text", "tfidf-logreg's probabilities times the population prior "
+           "(as train.py's place prior)", settings={**TFIDF_SETTINGS, **PRIOR_SETTINGS}),
     Method("classifier", FEW_SHOT, "trained", "fine-tuned encoder + linear head (train.py --objective classifier; "
            "the supervised formulation of transTagger)", objective="classifier"),
     _contrastgeo("contrastgeo", "ContrastGeo with train.py's defaults (TLC + TLM)", group=FEW_SHOT),
@@ -132,10 +130,9 @@ def _log_prior(method, data):
     return log_place_prior(data.places, method.settings["place_prior"], method.settings.get("place_prior_weight", 1.0))
 
 
-def frozen_scores(method, data, support_indices=None, seed=None):
+def frozen_scores(method, data, support_indices=None):
     """(N_query, C) scores of a non-trained method on `data` (a `TaskData` whose `embeddings` and
-    `prompt_embeddings[templates]` are filled for frozen methods); support_indices index the pool, drawn with
-    `seed` (which also draws the held-out posts of the methods that calibrate)."""
+    `prompt_embeddings[templates]` are filled for frozen methods); support_indices index the pool (a K-shot draw)."""
     num_classes, num_queries = data.num_classes, len(data.query_labels)
     if method.group == REFERENCE:
         train_rows = np.arange(len(data.pool_labels))
@@ -149,21 +146,15 @@ def frozen_scores(method, data, support_indices=None, seed=None):
     if method.kind == "places":
         return np.broadcast_to(_log_prior(method, data), (num_queries, num_classes)).copy()
     if method.kind == "text":
-        heldout_rows = np.zeros(0, dtype=np.int64)
-        if "place_prior" in method.settings:
-            heldout_rows = heldout_indices(data.pool_labels, train_rows, seed, method.settings["heldout_per_label"])
         probabilities = baselines.tfidf_logistic_regression_scores(
-            [data.pool_texts[i] for i in train_rows], train_labels,
-            data.query_texts + [data.pool_texts[i] for i in heldout_rows], num_classes,
+            [data.pool_texts[i] for i in train_rows], train_labels, data.query_texts, num_classes,
             analyzer=method.settings["analyzer"], ngram_range=method.settings["ngram_range"],
             C=method.settings["C"], sublinear_tf=method.settings["sublinear_tf"],
             max_iter=method.settings["max_iter"],
         )
         if "place_prior" not in method.settings:
             return probabilities
-        query_log_probabilities = baselines.calibrated_log_probabilities(
-            probabilities[:num_queries], probabilities[num_queries:], data.pool_labels[heldout_rows])
-        return query_log_probabilities + _log_prior(method, data)
+        return np.log(np.clip(probabilities, 1e-12, None)) + _log_prior(method, data)
     embeddings = data.embeddings
     prompts = data.prompt_embeddings.get(tuple(method.settings.get("prompt_templates", ())))
     if method.name.startswith("zero-shot"):

@@ -1,7 +1,8 @@
 """Re-score saved benchmark models with other place-prior weights, without training again.
 
 The place prior enters only at prediction (`p(place | post) ∝ p_balanced(place | post) * prior(place) ** weight`),
-so one forward pass over a task's query posts gives the metrics of every weight. This is how the weight in
+so one forward pass over a task's query posts gives the metrics of every weight, with the model's saved
+probability temperature and with temperature 1 (how `--calibration none` would have scored the same model). This is how the weight in
 `contrastgeo/training/defaults.py` is chosen: `run_benchmark.py --keep-models` keeps the trained models, and
 `benchmarks/rescore_place_prior.py` scores them here.
 """
@@ -35,8 +36,9 @@ def rescore_place_prior(model_dir, weights, task_data):
         task_data: the `runner.TaskData` the model was trained and scored on.
 
     Returns:
-        {"task", "k", "seed", "model_dir", "metrics": {weight: metrics}, "saved_weight", "saved_top1",
-        "rescored_top1"}: the top-1 that the model's eval_results.json reports for its own weight (None without the
+        {"task", "k", "seed", "model_dir", "metrics": {weight: metrics},
+        "metrics_temperature_1": {weight: metrics}, "saved_temperature", "saved_weight", "saved_top1", "rescored_top1"}: `metrics` use the saved temperature,
+        `metrics_temperature_1` temperature 1; the top-1 that the model's eval_results.json reports for its own weight (None without the
         file) and the top-1 this scoring gives at that weight, as a check that the rescoring is the evaluation's.
     """
     from modeling_contrastgeo import ContrastGeoModel
@@ -52,33 +54,40 @@ def rescore_place_prior(model_dir, weights, task_data):
         raise ValueError(f"{model_dir}: the model's {len(saved_names)} places are not the task's "
                          f"{len(task_data.places)} places in the same order")
     logits, _ = model.predict_logits(task_data.query_texts, places=task_data.places, allow_blank=True)
-    calibrated = logits.numpy().astype(np.float64) / model.config.probability_temperature
+    logits = logits.numpy().astype(np.float64)
+    saved_temperature = model.config.probability_temperature
     saved_weight = model.config.place_prior_weight if model.config.place_prior else 0.0
 
     # Populations looked up once (a GeoNames nearest-city search), not once per weight.
     places = [dict(place, population=population)
               for place, population in zip(task_data.places, place_populations(task_data.places))]
 
-    def metrics_at(weight):
-        scores = calibrated + log_place_prior(places, "population", weight) if weight else calibrated
+    def metrics_at(weight, temperature=saved_temperature):
+        scores = logits / temperature
+        if weight:
+            scores = scores + log_place_prior(places, "population", weight)
         return metrics_from_scores(scores, task_data.query_labels, task_data.query_latlon, task_data.place_latlon)
 
     metrics = {weight: metrics_at(weight) for weight in weights}
+    metrics_temperature_1 = {weight: metrics_at(weight, 1.0) for weight in weights}
     eval_results = Path(model_dir) / "eval_results.json"
     saved_top1 = json.loads(eval_results.read_text()).get("top1") if eval_results.is_file() else None
     rescored = metrics[saved_weight] if saved_weight in metrics else metrics_at(saved_weight)
     return {"task": task, "k": shots, "seed": seed, "model_dir": str(model_dir), "metrics": metrics,
+            "metrics_temperature_1": metrics_temperature_1, "saved_temperature": saved_temperature,
             "saved_weight": saved_weight, "saved_top1": saved_top1, "rescored_top1": rescored["top1"]}
 
 
-def rescoring_table(rows, weights):
-    """Markdown: one line per model (top-1 % / median km per weight), then the sum of top-1 over the models."""
+def rescoring_table(rows, weights, metrics_key="metrics"):
+    """Markdown: one line per model (top-1 % / median km per weight), then the sum of top-1 over the models;
+    `metrics_key` "metrics" (the saved temperature) or "metrics_temperature_1"."""
     header = "| task | K | seed | " + " | ".join(f"w={weight:g}" for weight in weights) + " |"
     lines = [header, "|" + "---|" * (3 + len(weights))]
     for row in rows:
-        cells = [f"{100 * row['metrics'][w]['top1']:.1f} / {row['metrics'][w]['median_km']:.0f}" for w in weights]
+        metrics = row[metrics_key]
+        cells = [f"{100 * metrics[w]['top1']:.1f} / {metrics[w]['median_km']:.0f}" for w in weights]
         lines.append(f"| {row['task']} | {row['k']} | {row['seed']} | " + " | ".join(cells) + " |")
-    sums = [f"{sum(100 * row['metrics'][w]['top1'] for row in rows):.1f}" for w in weights]
+    sums = [f"{sum(100 * row[metrics_key][w]['top1'] for row in rows):.1f}" for w in weights]
     lines.append("| sum of top-1 | | | " + " | ".join(sums) + " |")
     return "\n".join(lines)
 
@@ -87,7 +96,7 @@ def _four_digits(value):
     return "none" if value is None else f"{value:.4f}"
 
 
-def rescoring_report(table, rows, command):
+def rescoring_report(rows, weights, command):
     """The markdown file of a rescoring: what was run, at which commit, on which models, and the table."""
     from datasets_scripts import REPO_ROOT
 
@@ -95,8 +104,14 @@ def rescoring_report(table, rows, command):
 
     models = "\n".join(
         f"- `{Path(row['model_dir']).name}` ({row['task']}, K={row['k']}, seed {row['seed']}): eval_results top-1 "
-        f"{_four_digits(row['saved_top1'])} at weight {row['saved_weight']:g}, rescored {row['rescored_top1']:.4f}"
+        f"{_four_digits(row['saved_top1'])} at weight {row['saved_weight']:g}, rescored {row['rescored_top1']:.4f}; "
+        f"saved temperature {row['saved_temperature']:.3f}"
         for row in rows)
+    tables = f"With each model's saved temperature:\n\n{rescoring_table(rows, weights)}"
+    if any(row["saved_temperature"] != 1.0 for row in rows):
+        tables += ("\n\nAt temperature 1 (no calibration, `--calibration none`):\n\n"
+                   f"{rescoring_table(rows, weights, 'metrics_temperature_1')}")
     return (f"# Place-prior weight, rescored on saved models\n\nWritten by `python benchmarks/rescore_place_prior.py "
             f"{command}` at commit `{git_commit(REPO_ROOT)}`. Each model is scored once per weight on its task's query "
-            f"posts (top-1 % / median km); training does not depend on the weight.\n\n{table}\n\nModels:\n{models}\n")
+            f"posts (top-1 % / median km); training does not depend on the weight or the temperature.\n\n{tables}\n\n"
+            f"Models:\n{models}\n")

@@ -230,7 +230,7 @@ class BenchmarkRunner:
         method = get_methods([cell.method])[0]
         started = time.perf_counter()
         support = None if cell.k is None else k_shot_indices(data.task["pool"], cell.k, cell.seed)[0]
-        scores = frozen_scores(method, data, support, cell.seed)
+        scores = frozen_scores(method, data, support)
         metrics = metrics_from_scores(scores, data.query_labels, data.query_latlon, data.place_latlon)
         self._record(cell, data, metrics, cell_hash, time.perf_counter() - started)
 

@@ -212,9 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     optimisation.add_argument("--warmup-ratio", type=_fraction)
     optimisation.add_argument("--lr-scheduler", choices=("linear", "cosine", "constant_with_warmup"))
     optimisation.add_argument("--calibration", choices=("heldout", "support", "none"),
-                              help="after training, fit the probability temperature on pool posts not drawn as "
-                                   "shots (heldout, the default; up to 8 per label), on the shots themselves "
-                                   "(support) or keep 1 (none)")
+                              help="the probability temperature after training: keep 1 (none, the default: no "
+                                   "labelled post beyond the shots), fit it on up to 8 pool posts per label not "
+                                   "drawn as shots (heldout: extra labels) or on the shots themselves (support)")
     optimisation.add_argument("--gradient-accumulation-steps", type=_positive_int)
     optimisation.add_argument("--max-grad-norm", type=float, help="gradient clipping (0: off)")
     optimisation.add_argument("--max-candidates", type=_non_negative_int,

@@ -4,9 +4,9 @@
   splits; user files go through `datasets_scripts.user_data.load_user_dataset`. Without a places file a label's
   coordinates are the spherical mean of *all* its posts in the training file (user_data's rule), computed before
   the few-shot draw, and its display name is the label itself. `--shots K` then keeps K posts per label
-  (`datasets_scripts.fewshot.sample_k_shot`, seeded by `--seed`), and up to `HELDOUT_POSTS_PER_LABEL` of the posts
-  left over per label are held out for calibrating the probability temperature (`--calibration heldout`): they
-  never reach the optimizer. A temperature changes no ranking unless the model has a place prior, whose weight
+  (`datasets_scripts.fewshot.sample_k_shot`, seeded by `--seed`); with `--calibration heldout` (not the default:
+  these are labels beyond the K shots) up to `HELDOUT_POSTS_PER_LABEL` of the posts left over per label are held out
+  for calibrating the probability temperature: they never reach the optimizer. A temperature changes no ranking unless the model has a place prior, whose weight
   against the post's evidence it then sets.
 - csp: geotagged texts (`load_csp_data`): the Wikivoyage bylines task or a file with text, latitude, longitude.
 - location-prior: labelled locations (`load_location_prior_data`): the YFCC species task or a file with label,
@@ -169,7 +169,8 @@ def load_geolocation_data(args) -> GeolocationData:
     if args.shots:
         support_rows, _ = k_shot_indices(pool, args.shots, args.seed, on_short_class=args.on_short_class)
         train = pool.select(support_rows.tolist())
-        heldout = _heldout_posts(pool, support_rows, args.seed)
+        if args.calibration == "heldout":
+            heldout = _heldout_posts(pool, support_rows, args.seed)
     if evaluation is None:
         logger.warning("no evaluation data (give --eval-file, or a task with an evaluation split): "
                        "the model is trained and saved without eval_results.json")

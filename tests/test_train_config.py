@@ -1,0 +1,100 @@
+"""train.py's configuration (files, flags, named errors), its step schedule and the training building blocks that
+need no model: parsing only, so no file is read and nothing is trained."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def posts_file(tmp_path):
+    """A train file's path: parse_args checks the flags, not the file."""
+    return tmp_path / "posts.csv"
+
+
+# --------------------------------------------------------------------------- configuration
+def test_config_file_is_overridden_by_flags(posts_file, tmp_path):
+    from contrastgeo.training import parse_args
+
+    (tmp_path / "run.yaml").write_text(
+        f"train-file: {posts_file}\nshots: 2\nbatch_size: 4\nlearning_rate: 5e-5\nlora: true\n"
+        "model_config:\n  tlm_fusion: concat\n  num_hard_negatives: 3\n"
+    )
+    args = parse_args(["--config", tmp_path / "run.yaml", "--batch-size", "8", "--num-hard-negatives", "2",
+                       "--output-dir", tmp_path / "out"])
+    assert (args.shots, args.batch_size, args.learning_rate, args.lora) == (2, 8, 5e-5, True)
+    assert args.model_config["tlm_fusion"] == "concat" and args.model_config["num_hard_negatives"] == 2
+    assert args.model_config["fusion_encoder"] == "mlp"  # untouched defaults stay
+    (tmp_path / "run.json").write_text(json.dumps({"objective": "csp", "train_file": str(posts_file)}))
+    args = parse_args(["--config", tmp_path / "run.json", "--output-dir", tmp_path / "out"])
+    assert args.task is None and args.batch_size == 256 and args.model_config["location_mode"] == "coordinates"
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in (REPO_ROOT / "configs").glob("*.yaml")))
+def test_shipped_configs_parse(name):
+    from contrastgeo.training import parse_args
+
+    args = parse_args(["--config", REPO_ROOT / "configs" / name])
+    assert args.output_dir.startswith("runs/") and (args.task or args.train_file)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("batch_sise: 4\n", "unknown key 'batch_sise'"),
+    ("batch_size: many\n", "--batch-size got 'many'"),
+    ("lora: yes please\n", "--lora must be true or false"),
+    ("location_mode: classifier\n", "use --objective classifier"),
+    ("model_config:\n  tlm_fusion: concat\n  places: []\n", "come from the data"),
+    ("place_prior: census\n", "--place-prior got 'census': must be one of population or none"),
+    ("place_prior_weight: -1\n", "--place-prior-weight got -1: must be a finite number >= 0"),
+])
+def test_bad_config_values_are_named(posts_file, tmp_path, content, message):
+    from contrastgeo.training import parse_args
+
+    (tmp_path / "run.yaml").write_text(f"train_file: {posts_file}\n" + content)
+    with pytest.raises(ValueError, match=message):
+        parse_args(["--config", tmp_path / "run.yaml", "--output-dir", tmp_path / "out"])
+
+
+def test_schedule_has_an_epoch_count_and_a_step_floor():
+    from contrastgeo.training.run import training_schedule
+
+    config = {"batch_size": 8, "gradient_accumulation_steps": 1, "num_train_epochs": 2, "min_train_steps": 0,
+              "max_train_steps": None}
+    assert training_schedule(config, 24, 1) == (6, 2, 3)
+    assert training_schedule({**config, "min_train_steps": 10}, 24, 1) == (10, 4, 3)
+    assert training_schedule({**config, "max_train_steps": 5}, 24, 1) == (5, 2, 3)
+    assert training_schedule(config, 24, 2) == (4, 2, 2)  # 3 batches over 2 processes
+    assert training_schedule({**config, "gradient_accumulation_steps": 2}, 24, 1) == (4, 2, 2)
+
+
+# --------------------------------------------------------------------------- building blocks
+def test_candidate_sampler_keeps_the_global_positives_and_is_seeded():
+    from contrastgeo.training.batches import CandidateSampler
+
+    sampler = CandidateSampler(num_places=50, max_candidates=10, seed=3)
+    labels = torch.tensor([4, 9, 4, 31])
+    first = sampler(labels, step=0)
+    assert first.numel() == 10 and torch.equal(first, first.sort().values)
+    assert set(labels.tolist()) <= set(first.tolist())
+    assert torch.equal(first, sampler(labels, step=0))
+    assert not torch.equal(first, sampler(labels, step=1))
+    assert torch.equal(first[torch.searchsorted(first, labels)], labels)
+    assert torch.equal(CandidateSampler(8, 10, 3)(labels % 8, 0), torch.arange(8))
+    assert torch.equal(CandidateSampler(8, 0, 3)(labels % 8, 0), torch.arange(8))
+    many = torch.arange(12)
+    assert torch.equal(sampler(many, 0), many)  # more positives than the bound: all positives, nothing else
+
+
+def test_tlm_monitor_warns_only_when_the_loss_sits_at_the_constant_entropy(caplog):
+    from contrastgeo.training.objectives import TLMCollapseMonitor
+
+    collapsed, learning = TLMCollapseMonitor(warmup_steps=2, window=3), TLMCollapseMonitor(warmup_steps=2, window=3)
+    with caplog.at_level("WARNING"):
+        warned = [collapsed.update(step, 0.412, 0.410) for step in range(1, 7)]
+        assert not any(learning.update(step, 0.30, 0.410) for step in range(1, 7))
+    assert warned == [False, False, False, False, True, False]  # after warm-up and a full window, once
+    assert "constant predictor" in caplog.text
