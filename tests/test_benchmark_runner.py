@@ -290,6 +290,7 @@ def test_prior_methods_multiply_the_probabilities_by_the_populations():
     support, _ = k_shot_indices(data.task["pool"], 2, 1)
     plain = baselines.tfidf_logistic_regression_scores(
         [data.pool_texts[i] for i in support], data.pool_labels[support], data.query_texts, 4)
-    expected = np.log(plain) + log_place_prior(data.places)
+    # raised to train.py's default weight, the one its ContrastGeo models use
+    expected = np.log(plain) + log_place_prior(data.places, "population", 1.5)
     with_prior = methods_module.frozen_scores(methods_module.METHODS_BY_NAME["tfidf-logreg+prior"], data, support)
     np.testing.assert_allclose(with_prior, expected, rtol=1e-6)

@@ -285,7 +285,7 @@ def test_place_prior_run_saves_populations_and_reports_scores_with_and_without_i
 
     results = train(geolocation_argv(tiny, tmp_path, "--place-prior", "population", "--max-train-steps", 2))
     model = load_saved(tmp_path)
-    assert model.config.place_prior == "population" and model.config.place_prior_weight == 1.0
+    assert model.config.place_prior == "population" and model.config.place_prior_weight == 1.5  # the default
     # Looked up once at training (GeoNames' nearest city to each label's coordinates) and saved with the label set.
     bare = [{key: place[key] for key in ("name", "latitude", "longitude")} for place in model.config.places]
     assert [place["population"] for place in model.config.places] == place_populations(normalize_places(bare)).tolist()

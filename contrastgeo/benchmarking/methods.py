@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from contrastgeo import baselines
+from contrastgeo.training.defaults import MODEL_DEFAULTS
 from modeling_contrastgeo.place_prior import log_place_prior
 
 REFERENCE, FEW_SHOT, ABLATION = "reference", "few-shot", "ablation"
@@ -59,9 +60,10 @@ class Method:
 # issue were measured with it (full-pool rows reproduce to 0.1 point); sklearn's default C=1 differs by 1-2 points.
 LOGREG_SETTINGS = {"C": 10.0, "max_iter": 1000}
 TFIDF_SETTINGS = {"analyzer": "char_wb", "ngram_range": [1, 5], "C": 10.0, "sublinear_tf": True, "max_iter": 1000}
-# The place prior as train.py applies it by default: Bayes' rule on the model's own probabilities (no temperature
-# fitted on labelled posts beyond the K shots, which a few-shot user does not have).
-PRIOR_SETTINGS = {"place_prior": "population", "place_prior_weight": 1.0, "calibration": "none"}
+# The place prior as train.py applies it by default, on the model's own probabilities (no temperature fitted on
+# labelled posts beyond the K shots, which a few-shot user does not have).
+PRIOR_SETTINGS = {"place_prior": "population",
+                  "place_prior_weight": MODEL_DEFAULTS["contrastgeo"]["place_prior_weight"], "calibration": "none"}
 
 
 def _contrastgeo(name, description, group=ABLATION, evaluation=None, needs_csp=False, **train_flags):

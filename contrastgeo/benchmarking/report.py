@@ -228,12 +228,12 @@ def _calibration_lines(records):
                  for name, percent in (("ece_uncalibrated", True), ("ece", True), ("probability_temperature", False))]
         rows.append((task, method, k, entry["n"], *cells))
     return ["Expected calibration error of the top-1 probability on the query posts (15 equal-width bins), with "
-            "temperature 1 and with the temperature that train.py fits after training (`--calibration`, default "
-            "`heldout`: up to 8 pool posts per place outside the K shots). With the place prior (ContrastGeo's "
-            "default) the ECE is that of the probabilities with the prior, and the temperature also moves the "
-            "ranking.",
+            "temperature 1 and with the temperature saved with the model (`--calibration`: 1 by default; records of "
+            "an earlier configuration used `heldout`, up to 8 labelled pool posts per place outside the K shots). "
+            "With the place prior (ContrastGeo's default) the ECE is that of the probabilities with the prior, and "
+            "the temperature also moves the ranking.",
             ""] + _table(
-        ("task", "method", "K", "seeds", "ECE % at T=1", "ECE % calibrated", "fitted T"), rows)
+        ("task", "method", "K", "seeds", "ECE % at T=1", "ECE % saved T", "saved T"), rows)
 
 
 def _environment_lines(records):
