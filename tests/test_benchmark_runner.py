@@ -112,6 +112,12 @@ def test_results_markdown_labels_partial_runs_and_checks_anchors():
     complete = render_results(records, planned[:-1], "standard")
     assert "PARTIAL" not in complete and "Complete: all 6 cells" in complete
     assert "| logreg | 6.3 ± 0.1 / 53 km |" in render_headline(records)
+    stale = {("vardial-ch", "logreg", 16, 1)}  # one seed of an earlier configuration marks its row
+    marked = render_results(records, planned, "standard", stale)
+    assert "‡ 1 of the done cells come from an earlier configuration" in marked
+    assert "- vardial-ch / logreg: 1 cell(s) (K 16)" in marked and "| logreg ‡ | 16 | 3 | 6.3 ± 0.1 |" in marked
+    assert "| logreg | 6.3 ± 0.1 / 53 km ‡ |" in render_headline(records, stale)
+    assert "‡" not in render_headline(records, {("vardial-ch", "logreg", 4, 0)})  # not a shown cell
 
 
 def _options(tmp_path, encoder, **overrides):
@@ -140,16 +146,14 @@ def test_runner_resumes_and_recomputes_only_changed_cells(tmp_path, tiny_encoder
     assert (tmp_path / "results" / "RESULTS.md").read_text().count("PARTIAL") == 1
     assert len(list((tmp_path / "cache").glob("synthetic-*.safetensors"))) == 1
 
-    # --report-only rewrites the reports from results.json and runs nothing (no task is even loaded).
-    (tmp_path / "results" / "RESULTS.md").write_text("stale")
-    monkeypatch.setattr(runner_module, "load_task_data", lambda *a, **k: pytest.fail("report-only loaded a task"))
-    assert BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=methods, report_only=True)).run() == 0
-    assert (tmp_path / "results" / "RESULTS.md").read_text().startswith("# Benchmark results")
-    monkeypatch.setattr(runner_module, "load_task_data",
-                        lambda name, raw_dir=None: TaskData.from_task(name, task["data"]))
-
     calls = []
     original = runner_module.frozen_scores
+    # --report-only rewrites the reports from results.json and runs nothing (it loads the task only to hash cells).
+    (tmp_path / "results" / "RESULTS.md").write_text("stale")
+    monkeypatch.setattr(runner_module, "frozen_scores", lambda *a: pytest.fail("report-only scored a cell"))
+    assert BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=methods, report_only=True)).run() == 0
+    report = (tmp_path / "results" / "RESULTS.md").read_text()
+    assert report.startswith("# Benchmark results") and "‡" not in report
     monkeypatch.setattr(runner_module, "frozen_scores", lambda *a: calls.append(a[0].name) or original(*a))
     BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=methods)).run()
     assert calls == []  # everything done: nothing recomputed
@@ -159,8 +163,15 @@ def test_runner_resumes_and_recomputes_only_changed_cells(tmp_path, tiny_encoder
     monkeypatch.setattr(methods_module, "METHODS", [changed if m.name == "tfidf-logreg" else m
                                                     for m in methods_module.METHODS])
     monkeypatch.setattr(methods_module, "METHODS_BY_NAME", {m.name: m for m in methods_module.METHODS})
+    # Until a run replaces them, the reports mark the records of the earlier configuration.
+    assert BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=methods, report_only=True)).run() == 0
+    report = (tmp_path / "results" / "RESULTS.md").read_text()
+    assert "| tfidf-logreg ‡ | 1 |" in report and "| tfidf-logreg ‡ | 2 |" in report and "| prototypes+prompt |" in report
+    headline = (tmp_path / "results" / "HEADLINE.md").read_text()
+    assert "‡: at least one seed's record" in headline and headline.count(" ‡") == 1  # tfidf-logreg at K=2
     BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=methods)).run()
     assert sorted(calls) == ["tfidf-logreg"] * 4
+    assert "‡" not in (tmp_path / "results" / "RESULTS.md").read_text()
 
     calls.clear()
     task["data"] = synthetic_swiss_task(query_suffix=" !")  # new task content: every cell is stale
@@ -259,12 +270,15 @@ def test_workers_run_trained_cells_in_processes_with_the_in_process_results(tmp_
 
 @pytest.mark.parametrize("mode, results_dir", [("fast", "benchmarks/fast"), ("standard", "benchmarks")])
 def test_readme_headline_is_the_committed_results(mode, results_dir):
-    """The README's tables are rendered from the committed results.json, not typed in."""
-    records = ResultsStore(REPO_ROOT / results_dir / "results.json").records
+    """The README's tables are rendered from the committed results.json, not typed in, with the marks of the
+    records that the current code and defaults would no longer produce."""
+    runner = BenchmarkRunner(build_parser().parse_args(["--mode", mode, "--report-only"]))
+    assert runner.results_dir == REPO_ROOT / results_dir
+    headline = render_headline(runner.store.records, runner.stale_keys())
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    assert text_between_markers(readme, *readme_headline_markers(mode)) == render_headline(records).strip("\n"), (
+    assert text_between_markers(readme, *readme_headline_markers(mode)) == headline.strip("\n"), (
         f"run: python benchmarks/run_benchmark.py --mode {mode} --report-only --write-readme README.md")
-    assert (REPO_ROOT / results_dir / "HEADLINE.md").read_text(encoding="utf-8") == render_headline(records)
+    assert (REPO_ROOT / results_dir / "HEADLINE.md").read_text(encoding="utf-8") == headline
 
 
 def test_without_place_prior_reads_the_prefixed_metrics():

@@ -1,7 +1,8 @@
 """RESULTS.md and HEADLINE.md, rendered from the records of results.json (never edited by hand).
 
 Cells of a (task, method, K) are aggregated over seeds as mean ± sample standard deviation. A run whose planned
-grid is not complete is labelled PARTIAL, with the missing cells listed.
+grid is not complete is labelled PARTIAL, with the missing cells listed. Records of an earlier configuration (their
+config hash is not the current one; the runner passes their keys as `stale_keys`) are shown with STALE_MARK.
 """
 
 from collections import defaultdict
@@ -15,6 +16,9 @@ from .methods import ABLATION, FEW_SHOT, FROZEN_FEW_SHOT, METHODS, METHODS_BY_NA
 from .records import CALIBRATION_FIELDS, record_key
 
 TASK_ORDER = BENCHMARK_TASKS
+STALE_MARK = "‡"
+STALE_NOTE = (f"{STALE_MARK}: at least one seed's record comes from an earlier configuration of the method (its config "
+              "hash is not the current one); `benchmarks/run_benchmark.py` reruns it.")
 HEADLINE_K = 16
 # Frozen all-MiniLM-L6-v2, mean of 5 seeds, from the benchmark issue: (top-1 %, median km).
 ANCHORS = {
@@ -54,14 +58,16 @@ def _method_order(method):
 SUMMARY_FIELDS = ("top1", "top5", "macro_acc", "acc@161km", "median_km", "mean_km", "wall_time_s")
 
 
-def aggregate(records, fields=SUMMARY_FIELDS):
-    """{(task, method, k): {"n", "seeds", field: (mean, std or None)}} over seeds, for each field in `fields`."""
+def aggregate(records, fields=SUMMARY_FIELDS, stale_keys=frozenset()):
+    """{(task, method, k): {"n", "seeds", "stale", field: (mean, std or None)}} over seeds, for each field in
+    `fields`; "stale" when a member's key is in `stale_keys`."""
     groups = defaultdict(list)
     for record in records:
         groups[(record["task"], record["method"], record["k"])].append(record)
     summary = {}
     for key, members in groups.items():
-        entry = {"n": len(members), "seeds": sorted(r["seed"] for r in members if r["seed"] is not None)}
+        entry = {"n": len(members), "seeds": sorted(r["seed"] for r in members if r["seed"] is not None),
+                 "stale": any(record_key(r) in stale_keys for r in members)}
         for name in fields:
             values = np.array([r[name] for r in members], dtype=np.float64)
             std = float(values.std(ddof=1)) if len(values) > 1 else None
@@ -140,12 +146,16 @@ def headline_k(records):
     return HEADLINE_K if HEADLINE_K in shots or not shots else max(shots)
 
 
-def render_headline(records):
+def _stale_mark(entry):
+    return f" {STALE_MARK}" if entry["stale"] else ""
+
+
+def render_headline(records, stale_keys=frozenset()):
     """Markdown table: top-1 % (mean ± std over seeds) / median km per task, few-shot methods at the headline K."""
-    summary = aggregate(records)
+    summary = aggregate(records, stale_keys=stale_keys)
     k = headline_k(records)
     tasks = _task_order(r["task"] for r in records)
-    rows = []
+    rows, any_stale = [], False
     for method in METHODS:
         if method.group == ABLATION:
             continue
@@ -156,25 +166,33 @@ def render_headline(records):
         cells = []
         for task in tasks:
             entry = summary.get((task, method.name, method_k))
-            cells.append("—" if entry is None else f"{_metric_cell(entry, 'top1')} / {entry['median_km'][0]:.0f} km")
+            cells.append("—" if entry is None else
+                         f"{_metric_cell(entry, 'top1')} / {entry['median_km'][0]:.0f} km{_stale_mark(entry)}")
+            any_stale = any_stale or (entry is not None and entry["stale"])
         rows.append((label, *cells))
     lines = [f"Top-1 accuracy % (mean ± std over seeds) / median error km; few-shot methods at K={k} posts per "
              "place, references use the whole pool or none. Written by benchmarks/run_benchmark.py.", ""]
-    return "\n".join(lines + _table(("method", *tasks), rows)) + "\n"
+    notes = ["", STALE_NOTE] if any_stale else []
+    return "\n".join(lines + _table(("method", *tasks), rows) + notes) + "\n"
 
 
 def _missing_lines(records, planned_cells):
     done = {record_key(record) for record in records}
     missing = [cell for cell in planned_cells if tuple(cell) not in done]
+    return missing, _cell_lines(missing)
+
+
+def _cell_lines(cells):
+    """One line per (task, method): how many of `cells` and at which K."""
     grouped = defaultdict(list)
-    for task, method, k, seed in missing:
+    for task, method, k, seed in cells:
         grouped[(task, method)].append((k, seed))
     lines = []
-    for (task, method), cells in sorted(grouped.items(), key=lambda item: (item[0][0], _method_order(item[0][1]))):
-        shots = sorted({k for k, _ in cells if k is not None})
+    for (task, method), members in sorted(grouped.items(), key=lambda item: (item[0][0], _method_order(item[0][1]))):
+        shots = sorted({k for k, _ in members if k is not None})
         detail = f"K {', '.join(map(str, shots))}" if shots else "no support set"
-        lines.append(f"- {task} / {method}: {len(cells)} cell(s) ({detail})")
-    return missing, lines
+        lines.append(f"- {task} / {method}: {len(members)} cell(s) ({detail})")
+    return lines
 
 
 def _task_section(task, summary):
@@ -191,7 +209,7 @@ def _task_section(task, summary):
             keys.sort(key=lambda key: (key[2] or 0, _method_order(key[1])))
         if not keys:
             continue
-        rows = [(key[1], "—" if key[2] is None else key[2], summary[key]["n"],
+        rows = [(key[1] + _stale_mark(summary[key]), "—" if key[2] is None else key[2], summary[key]["n"],
                  *(_metric_cell(summary[key], name) for name, _ in TABLE_METRICS)) for key in keys]
         lines += [f"{title}:", ""] + _table(("method", "K", "seeds", *(label for _, label in TABLE_METRICS)), rows)
         lines.append("")
@@ -214,11 +232,11 @@ def _wall_time_lines(records):
             ""] + _table(("task", "method", "device", "records", "total s", "per record s"), rows)
 
 
-def _calibration_lines(records):
-    """Expected calibration error (15 bins, top-1 probability) before and after the fitted temperature, per trained
+def _calibration_lines(records, stale_keys):
+    """Expected calibration error (15 bins, top-1 probability) at temperature 1 and at the saved one, per trained
     method and K, mean ± std over seeds."""
     summary = aggregate([record for record in records if all(name in record for name in CALIBRATION_FIELDS)],
-                        fields=CALIBRATION_FIELDS)
+                        fields=CALIBRATION_FIELDS, stale_keys=stale_keys)
     if not summary:
         return ["No record of this run reports calibration yet."]
     rows = []
@@ -226,7 +244,7 @@ def _calibration_lines(records):
             _task_rank(item[0][0]), _method_order(item[0][1]), item[0][2] or 0)):
         cells = [_format(*entry[name], percent)
                  for name, percent in (("ece_uncalibrated", True), ("ece", True), ("probability_temperature", False))]
-        rows.append((task, method, k, entry["n"], *cells))
+        rows.append((task, method + _stale_mark(entry), k, entry["n"], *cells))
     return ["Expected calibration error of the top-1 probability on the query posts (15 equal-width bins), with "
             "temperature 1 and with the temperature saved with the model (`--calibration`: 1 by default; records of "
             "an earlier configuration used `heldout`, up to 8 labelled pool posts per place outside the K shots). "
@@ -248,9 +266,9 @@ def _environment_lines(records):
     return lines
 
 
-def render_results(records, planned_cells, mode):
+def render_results(records, planned_cells, mode, stale_keys=frozenset()):
     """RESULTS.md: status, run, anchor check, headline, per-task tables, wall time, methods."""
-    summary = aggregate(records)
+    summary = aggregate(records, stale_keys=stale_keys)
     missing, missing_lines = _missing_lines(records, planned_cells)
     commits = sorted({record["commit"] for record in records})
     lines = ["# Benchmark results", "",
@@ -261,16 +279,21 @@ def render_results(records, planned_cells, mode):
                   "grid are done. Missing:", "", *missing_lines, ""]
     else:
         lines += [f"Complete: all {len(planned_cells)} cells of the `{mode}` grid are done.", ""]
+    stale = sorted(set(stale_keys) & {tuple(cell) for cell in planned_cells}, key=str)
+    if stale:
+        lines += [f"{STALE_MARK} {len(stale)} of the done cells come from an earlier configuration of their method "
+                  "(their config hash is not the current one) and are shown with the mark until a run replaces them:",
+                  "", *_cell_lines(stale), ""]
     encoders = sorted({record.get("encoder", "not recorded") for record in records})
     lines += ["## Run", "", f"- git commit(s): {', '.join(commits) or 'none'}",
               f"- encoder(s): {', '.join(encoders)}", f"- records: {len(records)}", "- environment:",
               *_environment_lines(records), ""]
     lines += ["## Check against the anchors", "", *render_anchor_check(records), ""]
-    lines += ["## Headline", "", render_headline(records)]
+    lines += ["## Headline", "", render_headline(records, stale_keys)]
     lines += ["## Per task", ""]
     for task in _task_order(record["task"] for record in records):
         lines += _task_section(task, summary)
-    lines += ["## Calibration", "", *_calibration_lines(records), ""]
+    lines += ["## Calibration", "", *_calibration_lines(records, stale_keys), ""]
     lines += ["## Wall time", "", *_wall_time_lines(records), ""]
     lines += ["## Methods", ""]
     lines += [f"- `{method.name}` ({method.group}): {method.description}" for method in METHODS]
@@ -284,22 +307,22 @@ def readme_headline_markers(mode):
             f"<!-- end of {mode} benchmark headline -->")
 
 
-def write_readme_headline(records, readme_path, mode):
-    """Replace the README's headline block of `mode` with `render_headline(records)`."""
+def write_readme_headline(records, readme_path, mode, stale_keys=frozenset()):
+    """Replace the README's headline block of `mode` with `render_headline(records, stale_keys)`."""
     from datasets_scripts.common import replace_between_markers
 
     readme_path = Path(readme_path)
     text = readme_path.read_text(encoding="utf-8")
-    readme_path.write_text(replace_between_markers(text, *readme_headline_markers(mode), render_headline(records)),
-                           encoding="utf-8")
+    headline = render_headline(records, stale_keys)
+    readme_path.write_text(replace_between_markers(text, *readme_headline_markers(mode), headline), encoding="utf-8")
     return readme_path
 
 
-def write_reports(records, results_dir, planned_cells, mode):
+def write_reports(records, results_dir, planned_cells, mode, stale_keys=frozenset()):
     """Write RESULTS.md and HEADLINE.md into `results_dir`; returns their paths."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     paths = results_dir / "RESULTS.md", results_dir / "HEADLINE.md"
-    paths[0].write_text(render_results(records, planned_cells, mode), encoding="utf-8")
-    paths[1].write_text(render_headline(records), encoding="utf-8")
+    paths[0].write_text(render_results(records, planned_cells, mode, stale_keys), encoding="utf-8")
+    paths[1].write_text(render_headline(records, stale_keys), encoding="utf-8")
     return paths

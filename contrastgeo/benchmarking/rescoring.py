@@ -2,9 +2,9 @@
 
 The place prior enters only at prediction (`p(place | post) ∝ p_balanced(place | post) * prior(place) ** weight`),
 so one forward pass over a task's query posts gives the metrics of every weight, with the model's saved
-probability temperature and with temperature 1 (how `--calibration none` would have scored the same model). This is how the weight in
-`contrastgeo/training/defaults.py` is chosen: `run_benchmark.py --keep-models` keeps the trained models, and
-`benchmarks/rescore_place_prior.py` scores them here.
+probability temperature and with temperature 1 (how `--calibration none` would have scored the same model). This
+is how the weight in `contrastgeo/training/defaults.py` is chosen: `run_benchmark.py --keep-models` keeps the
+trained models, and `benchmarks/rescore_place_prior.py` scores them here.
 """
 
 import json
@@ -36,10 +36,11 @@ def rescore_place_prior(model_dir, weights, task_data):
         task_data: the `runner.TaskData` the model was trained and scored on.
 
     Returns:
-        {"task", "k", "seed", "model_dir", "metrics": {weight: metrics},
-        "metrics_temperature_1": {weight: metrics}, "saved_temperature", "saved_weight", "saved_top1", "rescored_top1"}: `metrics` use the saved temperature,
-        `metrics_temperature_1` temperature 1; the top-1 that the model's eval_results.json reports for its own weight (None without the
-        file) and the top-1 this scoring gives at that weight, as a check that the rescoring is the evaluation's.
+        {"task", "k", "seed", "model_dir", "metrics": {weight: metrics}, "metrics_temperature_1": {weight: metrics},
+        "saved_temperature", "saved_weight", "saved_top1", "rescored_top1"}: `metrics` use the saved temperature,
+        `metrics_temperature_1` temperature 1; "saved_top1" is the top-1 that the model's eval_results.json reports
+        for its own weight (None without the file) and "rescored_top1" the top-1 this scoring gives at that weight,
+        as a check that the rescoring is the evaluation's.
     """
     from modeling_contrastgeo import ContrastGeoModel
     from modeling_contrastgeo.place_prior import check_prior_weight, log_place_prior, place_populations

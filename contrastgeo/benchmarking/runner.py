@@ -27,11 +27,11 @@ from tqdm.auto import tqdm
 from .embeddings import cached_task_embeddings, default_embedding_cache_dir, model_fingerprint, \
     place_prompt_embeddings, task_fingerprint, task_places
 from .evaluation import metrics_from_scores
-from .methods import ABLATION, ABLATION_SHOTS, METHODS, REFERENCE, frozen_scores, get_methods, \
+from .methods import ABLATION, ABLATION_SHOTS, METHODS, METHODS_BY_NAME, REFERENCE, frozen_scores, get_methods, \
     prompt_templates_needed
 from .options import MODES, build_parser, results_dir_of
 from .records import (CALIBRATION_FIELDS, METRIC_FIELDS, ResultsStore, config_hash, exclusive_results_dir, git_commit,
-                      merge_results)
+                      merge_results, record_key)
 from .report import write_readme_headline, write_reports
 
 logger = logging.getLogger("contrastgeo.benchmark")
@@ -145,6 +145,7 @@ class BenchmarkRunner:
             self.environment["concurrent_runs"] = options.concurrent_runs
         self.failures = []
         self._model = self._encoder_fingerprint = self._trained = None
+        self._expected_hashes, self._hashing_data = {}, {}
 
     # ------------------------------------------------------------------ encoder and trained runner
     @property
@@ -199,10 +200,28 @@ class BenchmarkRunner:
             payload["trained"] = self.trained.hash_payload(method, data, cell.k, cell.seed)
         return config_hash(payload)
 
+    def stale_keys(self):
+        """Keys of the records whose config hash is not the one their cell has under the current code and defaults:
+        an earlier configuration's results, reported with a mark until a run replaces them. Hashing loads the
+        records' tasks and parses trained methods' flags; nothing is run."""
+        stale = set()
+        for record in self.store.records:
+            key = record_key(record)
+            if record["method"] not in METHODS_BY_NAME:
+                continue  # a method that no longer exists: the reports leave it out
+            if key not in self._expected_hashes:
+                if record["task"] not in self._hashing_data:
+                    self._hashing_data[record["task"]] = load_task_data(record["task"], self.options.raw_dir)
+                self._expected_hashes[key] = self.cell_hash(Cell(*key), self._hashing_data[record["task"]])
+            if self._expected_hashes[key] != record["config_hash"]:
+                stale.add(key)
+        return stale
+
     def write_reports(self):
-        write_reports(self.store.records, self.results_dir, self.grid_cells, self.options.mode)
+        stale = self.stale_keys()
+        write_reports(self.store.records, self.results_dir, self.grid_cells, self.options.mode, stale)
         if self.options.write_readme:
-            write_readme_headline(self.store.records, self.options.write_readme, self.options.mode)
+            write_readme_headline(self.store.records, self.options.write_readme, self.options.mode, stale)
 
     # ------------------------------------------------------------------ records
     def _record(self, cell, data, metrics, cell_hash, wall_time_s, extra=None):
@@ -266,6 +285,8 @@ class BenchmarkRunner:
         for task, cells in by_task.items():
             data = load_task_data(task, self.options.raw_dir)
             hashes = {cell: self.cell_hash(cell, data) for cell in cells}
+            self._expected_hashes.update(hashes)
+            self._hashing_data.setdefault(task, data)
             todo = [cell for cell in cells if self.options.force or self.store.find(cell, hashes[cell]) is None]
             plans[task] = (data, hashes, todo)
             logger.info("%s: %d cells planned, %d done, %d to run", task, len(cells), len(cells) - len(todo), len(todo))
