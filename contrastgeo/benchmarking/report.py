@@ -12,6 +12,7 @@ import numpy as np
 
 from datasets_scripts import BENCHMARK_TASKS
 
+from .bar import render_bar
 from .methods import ABLATION, FEW_SHOT, FROZEN_FEW_SHOT, METHODS, METHODS_BY_NAME, REFERENCE
 from .records import CALIBRATION_FIELDS, record_key
 
@@ -290,8 +291,10 @@ def render_results(records, planned_cells, mode, stale_keys=frozenset()):
               *_environment_lines(records), ""]
     lines += ["## Check against the anchors", "", *render_anchor_check(records), ""]
     lines += ["## Headline", "", render_headline(records, stale_keys)]
+    tasks = _task_order(record["task"] for record in records)
+    lines += ["## The bar", "", *render_bar(summary, tasks, STALE_MARK), ""]
     lines += ["## Per task", ""]
-    for task in _task_order(record["task"] for record in records):
+    for task in tasks:
         lines += _task_section(task, summary)
     lines += ["## Calibration", "", *_calibration_lines(records, stale_keys), ""]
     lines += ["## Wall time", "", *_wall_time_lines(records), ""]
