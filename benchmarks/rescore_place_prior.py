@@ -5,8 +5,8 @@
 
 Prints a markdown table (top-1 % / median km per weight, one line per model, then the sum of top-1 over the models)
 and, with --output, writes the metrics as JSON (also at temperature 1); --report writes the table, and the one at
-temperature 1, as markdown. Exit status 1 when a model's rescoring at its own weight does not
-give the top-1 of its eval_results.json (the task was rebuilt differently, or the scoring drifted from train.py's).
+temperature 1, as markdown. Exit status 1 when a model's rescoring at its own weight does not give the top-1 of its
+eval_results.json (the task was rebuilt differently, or the scoring drifted from train.py's).
 """
 
 import argparse

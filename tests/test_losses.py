@@ -1,4 +1,5 @@
-"""Tests for modeling_contrastgeo.losses and .csp_losses: hand-computed values, sampler properties and sampling distributions."""
+"""Tests for modeling_contrastgeo.losses and .csp_losses: hand-computed values, sampler properties and sampling
+distributions."""
 
 import math
 

@@ -6,8 +6,8 @@
   the few-shot draw, and its display name is the label itself. `--shots K` then keeps K posts per label
   (`datasets_scripts.fewshot.sample_k_shot`, seeded by `--seed`); with `--calibration heldout` (not the default:
   these are labels beyond the K shots) up to `HELDOUT_POSTS_PER_LABEL` of the posts left over per label are held out
-  for calibrating the probability temperature: they never reach the optimizer. A temperature changes no ranking unless the model has a place prior, whose weight
-  against the post's evidence it then sets.
+  for calibrating the probability temperature: they never reach the optimizer. A temperature changes no ranking
+  unless the model has a place prior, whose weight against the post's evidence it then sets.
 - csp: geotagged texts (`load_csp_data`): the Wikivoyage bylines task or a file with text, latitude, longitude.
 - location-prior: labelled locations (`load_location_prior_data`): the YFCC species task or a file with label,
   latitude, longitude.
