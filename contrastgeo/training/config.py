@@ -8,12 +8,11 @@ Unknown keys and values of the wrong type raise ValueError naming the key and th
 
 import argparse
 import json
-import math
 from pathlib import Path
 
-from modeling_contrastgeo.char_ngrams import CHANNEL_STARTS, CROSS_VALIDATED
-from modeling_contrastgeo.place_prior import PLACE_PRIORS
+from modeling_contrastgeo.char_ngrams import CHANNEL_STARTS
 
+from . import arg_types
 from .defaults import (
     DEFAULT_TEXT_ENCODER_PACKAGE,
     MODEL_DEFAULTS,
@@ -45,84 +44,6 @@ GEOLOCATION_OBJECTIVES = ("contrastgeo", "classifier")
 CHANNEL_START_TIMES = ("before-training", "after-training")
 
 
-def _means_none(text):
-    """"none" or "null" (any case): the spelling of a flag's None on the command line and in config files."""
-    return str(text).lower() in ("none", "null")
-
-
-def _optional_int(text):
-    return None if _means_none(text) else int(text)
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _non_negative_float(text):
-    value = float(text)
-    if not value >= 0.0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def _optional_non_negative_float(text):
-    if _means_none(text):
-        return None
-    try:
-        return _non_negative_float(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 or none, got {text}") from None
-
-
-def _place_prior(text):
-    if _means_none(text):
-        return None
-    if text not in PLACE_PRIORS:
-        raise argparse.ArgumentTypeError(f"must be one of {', '.join(PLACE_PRIORS)} or none, got {text}")
-    return text
-
-
-def _start_scale(text):
-    if str(text) == CROSS_VALIDATED:
-        return CROSS_VALIDATED
-    return _optional_non_negative_float(text)
-
-
-def _fraction(text):
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def _checkpointing_steps(text):
-    if str(text) == "epoch":
-        return "epoch"
-    return _positive_int(text)
-
-
-def _key_value(text):
-    """KEY=VALUE with VALUE parsed as JSON when it is JSON (numbers, true/false, null, lists), else a string."""
-    if "=" not in str(text):
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, raw = str(text).split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip(), value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser. Every default is SUPPRESS so that only flags actually given reach the namespace."""
     parser = argparse.ArgumentParser(
@@ -150,10 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--longitude-column")
     data.add_argument("--on-bad-rows", choices=("error", "skip"),
                       help="malformed rows in user files: raise (default) or skip them into a report file")
-    data.add_argument("--shots", type=_non_negative_int, help="posts per label sampled from the pool (0: all)")
+    data.add_argument("--shots", type=arg_types.non_negative_int, help="posts per label sampled from the pool (0: all)")
     data.add_argument("--on-short-class", choices=("error", "all"),
                       help="a label with fewer than --shots posts: raise (default) or take all of its posts")
-    data.add_argument("--eval-fraction", type=_fraction,
+    data.add_argument("--eval-fraction", type=arg_types.fraction,
                       help="csp: share of the corpus held out for evaluation when no --eval-file (default 0.05)")
 
     model = parser.add_argument_group("model")
@@ -164,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start of the character n-gram channel: a logistic regression on the training posts' "
                             "TF-IDF vectors (contrastgeo default) or their class centroids, mapped onto the place "
                             "embeddings, or zeros (see defaults.py)")
-    model.add_argument("--char-ngram-start-scale", type=_start_scale,
+    model.add_argument("--char-ngram-start-scale", type=arg_types.start_scale,
                        help="weight of the started channel's class scores against the sentence embedding: a number "
                             ">= 0, 'cross-validated' (chosen on the training posts, see defaults.py) or none (the "
                             "start's own default)")
@@ -173,51 +94,52 @@ def build_parser() -> argparse.ArgumentParser:
                             "with --char-ngram-learning-rate 0) or after training (the encoder trains without it; "
                             "needs --char-ngram-learning-rate 0); see defaults.py")
     model.add_argument("--location-mode", choices=("prompt", "coordinates", "hybrid", "classifier"))
-    model.add_argument("--projection-dim", type=_optional_int, help="size of the shared space, or none")
+    model.add_argument("--projection-dim", type=arg_types.optional_int, help="size of the shared space, or none")
     model.add_argument("--pooling", choices=("mean", "cls"))
     model.add_argument("--prompt-templates", nargs="+", help="templates with a {name} slot (averaged)")
     model.add_argument("--tlm-fusion", choices=("sum", "concat", "cross_attention"))
     model.add_argument("--fusion-encoder", choices=("mlp", "adapter", "transformer"))
-    model.add_argument("--num-hard-negatives", type=_non_negative_int)
+    model.add_argument("--num-hard-negatives", type=arg_types.non_negative_int)
     model.add_argument("--hard-negative-strategy", choices=("multinomial", "topk"))
     model.add_argument("--tlc-weight", type=float)
     model.add_argument("--tlm-weight", type=float)
     model.add_argument("--label-smoothing", type=float)
     model.add_argument("--location-encoder-kind",
                        choices=("grid", "theory", "sphereC", "sphereC+", "sphereM", "sphereM+", "wrap"))
-    model.add_argument("--max-post-length", type=_positive_int)
-    model.add_argument("--place-prior", type=_place_prior,
+    model.add_argument("--max-post-length", type=arg_types.positive_int)
+    model.add_argument("--place-prior", type=arg_types.place_prior,
                        help="multiply the calibrated probabilities by each place's population (GeoNames, or the "
                             "places file's population column): population (contrastgeo default) or none")
-    model.add_argument("--place-prior-weight", type=_non_negative_float,
+    model.add_argument("--place-prior-weight", type=arg_types.non_negative_float,
                        help="exponent of the place prior (1: Bayes' rule, the default; 0: no prior)")
-    model.add_argument("--model-config", nargs="+", type=_key_value, metavar="KEY=VALUE",
+    model.add_argument("--model-config", nargs="+", type=arg_types.key_value, metavar="KEY=VALUE",
                        help="any other ContrastGeoConfig field (VALUE parsed as JSON when possible)")
 
     optimisation = parser.add_argument_group("optimisation")
-    optimisation.add_argument("--seed", type=_non_negative_int, help="seed of the few-shot draw and of training")
-    optimisation.add_argument("--batch-size", type=_positive_int, help="posts per process per step")
-    optimisation.add_argument("--eval-batch-size", type=_positive_int)
-    optimisation.add_argument("--num-train-epochs", type=_positive_int)
-    optimisation.add_argument("--min-train-steps", type=_non_negative_int,
+    optimisation.add_argument("--seed", type=arg_types.non_negative_int,
+                              help="seed of the few-shot draw and of training")
+    optimisation.add_argument("--batch-size", type=arg_types.positive_int, help="posts per process per step")
+    optimisation.add_argument("--eval-batch-size", type=arg_types.positive_int)
+    optimisation.add_argument("--num-train-epochs", type=arg_types.positive_int)
+    optimisation.add_argument("--min-train-steps", type=arg_types.non_negative_int,
                               help="floor on optimizer steps (small few-shot sets get more epochs)")
-    optimisation.add_argument("--max-train-steps", type=_optional_int, help="exact number of optimizer steps")
+    optimisation.add_argument("--max-train-steps", type=arg_types.optional_int, help="exact number of optimizer steps")
     optimisation.add_argument("--learning-rate", type=float, help="text encoder learning rate")
     optimisation.add_argument("--head-learning-rate", type=float,
                               help="projection, location encoder, TLM/classifier heads, logit scale")
-    optimisation.add_argument("--char-ngram-learning-rate", type=_optional_non_negative_float,
+    optimisation.add_argument("--char-ngram-learning-rate", type=arg_types.optional_non_negative_float,
                               help="character n-gram channel: 0 keeps its start (contrastgeo default), none trains "
                                    "it at the head learning rate (classifier default)")
     optimisation.add_argument("--weight-decay", type=float)
-    optimisation.add_argument("--warmup-ratio", type=_fraction)
+    optimisation.add_argument("--warmup-ratio", type=arg_types.fraction)
     optimisation.add_argument("--lr-scheduler", choices=("linear", "cosine", "constant_with_warmup"))
     optimisation.add_argument("--calibration", choices=("heldout", "support", "none"),
                               help="the probability temperature after training: keep 1 (none, the default: no "
                                    "labelled post beyond the shots), fit it on up to 8 pool posts per label not "
                                    "drawn as shots (heldout: extra labels) or on the shots themselves (support)")
-    optimisation.add_argument("--gradient-accumulation-steps", type=_positive_int)
+    optimisation.add_argument("--gradient-accumulation-steps", type=arg_types.positive_int)
     optimisation.add_argument("--max-grad-norm", type=float, help="gradient clipping (0: off)")
-    optimisation.add_argument("--max-candidates", type=_non_negative_int,
+    optimisation.add_argument("--max-candidates", type=arg_types.non_negative_int,
                               help="candidate places per step for TLC/TLM: the global batch's places + random "
                               "others up to this many (0: every place)")
 
@@ -225,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     lora.add_argument("--lora", action=argparse.BooleanOptionalAction,
                       help="train LoRA adapters instead of the whole text encoder (contrastgeo default; --no-lora "
                            "fine-tunes it whole)")
-    lora.add_argument("--lora-rank", type=_positive_int)
+    lora.add_argument("--lora-rank", type=arg_types.positive_int)
     lora.add_argument("--lora-alpha", type=float)
     lora.add_argument("--lora-dropout", type=float)
     lora.add_argument("--lora-target-modules", nargs="+", help="module names (BERT: query value key dense)")
@@ -237,14 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", help="where the model, eval_results.json and checkpoints go (required)")
     run.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"))
     run.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is there")
-    run.add_argument("--checkpointing-steps", type=_checkpointing_steps,
+    run.add_argument("--checkpointing-steps", type=arg_types.checkpointing_steps,
                      help="save the training state every N optimizer steps, or 'epoch'")
     run.add_argument("--resume-from-checkpoint", help="a checkpoint folder, or 'latest' (in OUTPUT_DIR/checkpoints)")
-    run.add_argument("--stop-after-steps", type=_optional_int,
+    run.add_argument("--stop-after-steps", type=arg_types.optional_int,
                      help="end this session after N optimizer steps with a checkpoint, keeping the full schedule "
                      "(resume later with --resume-from-checkpoint latest)")
-    run.add_argument("--eval-steps", type=_optional_int, help="also evaluate every N optimizer steps")
-    run.add_argument("--logging-steps", type=_positive_int, help="log the loss every N optimizer steps")
+    run.add_argument("--eval-steps", type=arg_types.optional_int, help="also evaluate every N optimizer steps")
+    run.add_argument("--logging-steps", type=arg_types.positive_int, help="log the loss every N optimizer steps")
     run.add_argument("--with-tracking", action="store_true", help="log to TensorBoard in OUTPUT_DIR/runs/contrastgeo")
     return parser
 

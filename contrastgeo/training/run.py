@@ -8,8 +8,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from modeling_contrastgeo.char_ngrams import CROSS_VALIDATED
+
 from .batches import PostCollator, TensorRows, index_dataloader, train_dataloader
-from .config import CROSS_VALIDATED, GEOLOCATION_OBJECTIVES
+from .config import GEOLOCATION_OBJECTIVES
 from .data import load_csp_data, load_geolocation_data, load_location_prior_data
 from .evaluation import evaluate_csp, evaluate_geolocation, evaluate_location_prior
 from .lora import apply_lora
