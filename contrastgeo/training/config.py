@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="multiply the calibrated probabilities by each place's population (GeoNames, or the "
                             "places file's population column): population (contrastgeo default) or none")
     model.add_argument("--place-prior-weight", type=arg_types.non_negative_float,
-                       help="exponent of the place prior (1: Bayes' rule, the default; 0: no prior)")
+                       help="exponent of the place prior (1: Bayes' rule; 0: no prior; contrastgeo default 1.5, see "
+                            "defaults.py)")
     model.add_argument("--model-config", nargs="+", type=arg_types.key_value, metavar="KEY=VALUE",
                        help="any other ContrastGeoConfig field (VALUE parsed as JSON when possible)")
 
