@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from .test_train import (METRIC_KEYS, geolocation_argv, load_saved, one_torch_thread,  # noqa: F401 (fixtures)
-                         reevaluated_top1, tiny, train)
+from tests.train_runs import (METRIC_KEYS, geolocation_argv, load_saved, one_torch_thread,  # noqa: F401 (fixtures)
+                              reevaluated_top1, tiny, train)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CHANNEL = ["--model-config", "char_ngram_buckets=512"]

@@ -1,8 +1,6 @@
-"""train.py: every objective end to end on tiny data, LoRA save/load, resume equivalence (configuration and
-scheduling: test_train_config.py).
-
-Runs use a tiny BERT (hidden 32, 2 layers) with the real MiniLM tokenizer, and CSV files cut from the vendored
-vardial-ch task (6 places x 6 pool posts, 6 x 4 query posts), so the whole module takes seconds of training.
+"""train.py with the geolocation objectives (contrastgeo, classifier) end to end on tiny data: evaluation and
+saving, calibration, the n-gram channel's start, places and the place prior, LoRA save/load, resume equivalence,
+bf16 (configuration and scheduling: test_train_config.py; the location objectives: test_train_location.py).
 """
 
 import json
@@ -15,89 +13,9 @@ import torch
 from safetensors.torch import load_file
 
 from datasets_scripts.user_data import spherical_mean
-from tests.tiny_models import (
-    TINY_POSTS_PLACES,
-    TINY_POSTS_POOL_PER_PLACE,
-    TINY_POSTS_QUERY_PER_PLACE,
-    TRAINING_BERT,
-    make_tiny_encoder,
-    make_tiny_posts,
-)
-
-METRIC_KEYS = {"top1", "top5", "macro_acc", "acc@1km", "acc@25km", "acc@161km", "acc@200km", "acc@750km",
-               "acc@2500km", "mean_km", "median_km"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine spinning threads cost seconds a step."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, minilm_path):
-    folder = tmp_path_factory.mktemp("tiny")
-    files = make_tiny_posts(folder)
-    files["encoder"] = make_tiny_encoder(folder / "encoder", minilm_path, **TRAINING_BERT)
-    dropout = {**TRAINING_BERT, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
-    files["dropout_encoder"] = make_tiny_encoder(folder / "dropout_encoder", minilm_path, **dropout)
-    rng = np.random.default_rng(0)
-    pool = pd.read_csv(files["pool"])
-    files["csp"] = folder / "csp.csv"
-    pd.DataFrame({"text": pool["text"], "latitude": rng.uniform(-60, 60, len(pool)),
-                  "longitude": rng.uniform(-170, 170, len(pool))}).to_csv(files["csp"], index=False)
-    prior = pd.DataFrame({"label": rng.choice(["fir", "oak", "pine"], 40), "latitude": rng.uniform(-60, 60, 40),
-                          "longitude": rng.uniform(-170, 170, 40)})
-    files["prior_train"], files["prior_eval"] = folder / "prior_train.csv", folder / "prior_eval.csv"
-    prior.iloc[:30].to_csv(files["prior_train"], index=False)
-    prior.iloc[30:].to_csv(files["prior_eval"], index=False)
-    return files
-
-
-def reset_accelerate_state():
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-
-
-def train(argv):
-    """`train.py argv` in this process (a fresh Accelerate state per run)."""
-    from contrastgeo.training import main
-
-    reset_accelerate_state()
-    return main([str(arg) for arg in argv])
-
-
-def geolocation_argv(tiny, output_dir, *extra):
-    return ["--train-file", tiny["pool"], "--eval-file", tiny["query"], "--shots", 4, "--seed", 0,
-            "--output-dir", output_dir, "--model-name-or-path", tiny["encoder"], "--batch-size", 8,
-            "--max-train-steps", 4, "--logging-steps", 1, *extra]
-
-
-COORDINATE_CONFIG = ["--model-config", "location_num_scales=4", "location_hidden_size=16",
-                     "csp_num_random_locations=8"]
-
-
-def log_history(output_dir):
-    return [json.loads(line) for line in (output_dir / "log_history.jsonl").read_text().splitlines()]
-
-
-def load_saved(output_dir):
-    from transformers import AutoModel
-
-    return AutoModel.from_pretrained(output_dir, trust_remote_code=True)
-
-
-def reevaluated_top1(model, query_path):
-    query = pd.read_csv(query_path)
-    names = [place["name"] for place in model.config.places]
-    probabilities, _ = model.predict_scores(query["text"].tolist())
-    predicted = probabilities.argmax(-1).numpy()
-    return float(np.mean(predicted == np.array([names.index(label) for label in query["label"]])))
+from tests.tiny_models import TINY_POSTS_PLACES, TINY_POSTS_POOL_PER_PLACE, TINY_POSTS_QUERY_PER_PLACE
+from tests.train_runs import (METRIC_KEYS, geolocation_argv, load_saved, log_history,  # noqa: F401 (fixtures)
+                              one_torch_thread, reevaluated_top1, tiny, train)
 
 
 @pytest.fixture(scope="module")
@@ -309,46 +227,6 @@ def test_eval_labels_unknown_to_training_are_an_error(tiny, tmp_path):
         train(argv)
 
 
-def test_csp_run_then_contrastgeo_initialised_from_it(tiny, tmp_path):
-    csp_dir = tmp_path / "csp"
-    results = train(["--objective", "csp", "--train-file", tiny["csp"], "--output-dir", csp_dir,
-                     "--model-name-or-path", tiny["encoder"], "--batch-size", 8, "--max-train-steps", 3,
-                     "--logging-steps", 1, "--eval-fraction", 0.25, *COORDINATE_CONFIG])
-    assert {"loss_in_batch", "loss_random_location", "retrieval_top1"} <= set(results)
-    assert results["num_examples"] == 9  # 25% of 36 rows held out
-    history = log_history(csp_dir)
-    assert all(math.isfinite(record["loss_dropout_view"]) for record in history)
-
-    from contrastgeo.training import parse_args
-    from contrastgeo.training.config import hyperparameters
-    from contrastgeo.training.modeling import build_model
-
-    def config_for(*extra):
-        return hyperparameters(parse_args(geolocation_argv(tiny, tmp_path / "x", "--init-location-encoder", csp_dir,
-                                                           *extra)))
-
-    places = [{"name": "A", "latitude": 1.0, "longitude": 2.0}, {"name": "B", "latitude": 3.0, "longitude": 4.0}]
-    model = build_model(config_for("--location-mode", "hybrid", *COORDINATE_CONFIG), places=places)
-    saved = load_file(str(csp_dir / "model.safetensors"))
-    for name, tensor in model.location_encoder.state_dict().items():
-        torch.testing.assert_close(tensor, saved[f"location_encoder.{name}"])
-    with pytest.raises(ValueError, match="location_num_scales: saved 4, this run 8"):
-        build_model(config_for("--location-mode", "hybrid", "--model-config", "location_num_scales=8",
-                               "location_hidden_size=16"), places=places)
-    with pytest.raises(ValueError, match="needs a coordinate encoder"):
-        build_model(config_for(), places=places)
-
-
-def test_location_prior_run(tiny, tmp_path):
-    results = train(["--objective", "location-prior", "--train-file", tiny["prior_train"], "--eval-file",
-                     tiny["prior_eval"], "--output-dir", tmp_path, "--model-name-or-path", tiny["encoder"],
-                     "--batch-size", 8, "--max-train-steps", 3, *COORDINATE_CONFIG])
-    assert results["num_examples"] == 10 and 0 <= results["top1"] <= results["top5"] == 1.0  # 3 classes
-    model = load_saved(tmp_path)
-    assert model.config.location_prior_class_names == ["fir", "oak", "pine"]
-    assert model.location_prior_logits(torch.tensor([[10.0, 20.0]])).shape == (1, 3)
-
-
 def test_lora_merged_model_loads_and_equals_base_plus_adapter(tiny, tmp_path):
     from peft import PeftModel
     from transformers import AutoModel
@@ -399,36 +277,3 @@ def test_bf16_gradient_accumulation_periodic_evaluation_and_tensorboard(tiny, tm
     evaluations = [json.loads(line) for line in (tmp_path / "eval_history.jsonl").read_text().splitlines()]
     assert [record["step"] for record in evaluations] == [2] and METRIC_KEYS <= set(evaluations[0])
     assert list((tmp_path / "runs" / "contrastgeo").glob("events.out.tfevents.*"))
-
-
-@pytest.mark.parametrize("objective", ["contrastgeo", "classifier", "csp", "location-prior"])
-def test_every_trainable_parameter_gets_a_gradient(tiny, tmp_path, objective):
-    """DistributedDataParallel fails on trainable parameters without gradients: objectives freeze what they skip."""
-    from accelerate import Accelerator
-
-    from contrastgeo.training import parse_args
-    from contrastgeo.training.config import hyperparameters
-    from contrastgeo.training.modeling import build_model, set_trainable, trainable_parts
-    from contrastgeo.training.objectives import ClassifierStep, ContrastGeoStep, CSPStep, LocationPriorStep
-
-    argv = geolocation_argv(tiny, tmp_path, "--objective", objective, "--shots", 0)
-    if objective in ("csp", "location-prior"):
-        argv += COORDINATE_CONFIG
-    config = hyperparameters(parse_args(argv))
-    places = [{"name": f"P{i}", "latitude": float(i), "longitude": float(i)} for i in range(4)]
-    model = build_model(config, places=places, class_names=["a", "b", "c"] if objective == "location-prior" else None)
-    set_trainable(model, trainable_parts(model, config))
-    encoded = model.tokenize_posts(["one post", "another post here", "third", "fourth one"])
-    batch = {**encoded, "labels": torch.tensor([0, 1, 2, 1]), "latlon": torch.tensor([[1.0, 2.0], [3.0, 4.0]] * 2),
-             "content_embeds": torch.randn(4, model.config.embed_dim)}
-    reset_accelerate_state()
-    step = {"contrastgeo": lambda: ContrastGeoStep(Accelerator(cpu=True), model, places, 0, 0),
-            "classifier": ClassifierStep, "csp": CSPStep, "location-prior": LocationPriorStep}[objective]()
-    loss, _ = step(model, batch, 0)
-    loss.backward()
-    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
-    assert trainable
-    assert not [name for name, parameter in model.named_parameters()
-                if parameter.requires_grad and parameter.grad is None]
-    if objective in ("csp", "location-prior"):
-        assert not [name for name in trainable if name.startswith("text_model.")]

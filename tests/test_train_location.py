@@ -1,0 +1,85 @@
+"""train.py with the location objectives (csp, location-prior) end to end on tiny data, a CSP encoder as the start
+of a ContrastGeo model, and every objective's trainable parameters getting a gradient (what DDP needs).
+"""
+
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.train_runs import (COORDINATE_CONFIG, geolocation_argv, load_saved, log_history,  # noqa: F401 (fixtures)
+                              one_torch_thread, reset_accelerate_state, tiny, train)
+
+
+def test_csp_run_then_contrastgeo_initialised_from_it(tiny, tmp_path):
+    csp_dir = tmp_path / "csp"
+    results = train(["--objective", "csp", "--train-file", tiny["csp"], "--output-dir", csp_dir,
+                     "--model-name-or-path", tiny["encoder"], "--batch-size", 8, "--max-train-steps", 3,
+                     "--logging-steps", 1, "--eval-fraction", 0.25, *COORDINATE_CONFIG])
+    assert {"loss_in_batch", "loss_random_location", "retrieval_top1"} <= set(results)
+    assert results["num_examples"] == 9  # 25% of 36 rows held out
+    history = log_history(csp_dir)
+    assert all(math.isfinite(record["loss_dropout_view"]) for record in history)
+
+    from contrastgeo.training import parse_args
+    from contrastgeo.training.config import hyperparameters
+    from contrastgeo.training.modeling import build_model
+
+    def config_for(*extra):
+        return hyperparameters(parse_args(geolocation_argv(tiny, tmp_path / "x", "--init-location-encoder", csp_dir,
+                                                           *extra)))
+
+    places = [{"name": "A", "latitude": 1.0, "longitude": 2.0}, {"name": "B", "latitude": 3.0, "longitude": 4.0}]
+    model = build_model(config_for("--location-mode", "hybrid", *COORDINATE_CONFIG), places=places)
+    saved = load_file(str(csp_dir / "model.safetensors"))
+    for name, tensor in model.location_encoder.state_dict().items():
+        torch.testing.assert_close(tensor, saved[f"location_encoder.{name}"])
+    with pytest.raises(ValueError, match="location_num_scales: saved 4, this run 8"):
+        build_model(config_for("--location-mode", "hybrid", "--model-config", "location_num_scales=8",
+                               "location_hidden_size=16"), places=places)
+    with pytest.raises(ValueError, match="needs a coordinate encoder"):
+        build_model(config_for(), places=places)
+
+
+def test_location_prior_run(tiny, tmp_path):
+    results = train(["--objective", "location-prior", "--train-file", tiny["prior_train"], "--eval-file",
+                     tiny["prior_eval"], "--output-dir", tmp_path, "--model-name-or-path", tiny["encoder"],
+                     "--batch-size", 8, "--max-train-steps", 3, *COORDINATE_CONFIG])
+    assert results["num_examples"] == 10 and 0 <= results["top1"] <= results["top5"] == 1.0  # 3 classes
+    model = load_saved(tmp_path)
+    assert model.config.location_prior_class_names == ["fir", "oak", "pine"]
+    assert model.location_prior_logits(torch.tensor([[10.0, 20.0]])).shape == (1, 3)
+
+
+@pytest.mark.parametrize("objective", ["contrastgeo", "classifier", "csp", "location-prior"])
+def test_every_trainable_parameter_gets_a_gradient(tiny, tmp_path, objective):
+    """DistributedDataParallel fails on trainable parameters without gradients: objectives freeze what they skip."""
+    from accelerate import Accelerator
+
+    from contrastgeo.training import parse_args
+    from contrastgeo.training.config import hyperparameters
+    from contrastgeo.training.modeling import build_model, set_trainable, trainable_parts
+    from contrastgeo.training.objectives import ClassifierStep, ContrastGeoStep, CSPStep, LocationPriorStep
+
+    argv = geolocation_argv(tiny, tmp_path, "--objective", objective, "--shots", 0)
+    if objective in ("csp", "location-prior"):
+        argv += COORDINATE_CONFIG
+    config = hyperparameters(parse_args(argv))
+    places = [{"name": f"P{i}", "latitude": float(i), "longitude": float(i)} for i in range(4)]
+    model = build_model(config, places=places, class_names=["a", "b", "c"] if objective == "location-prior" else None)
+    set_trainable(model, trainable_parts(model, config))
+    encoded = model.tokenize_posts(["one post", "another post here", "third", "fourth one"])
+    batch = {**encoded, "labels": torch.tensor([0, 1, 2, 1]), "latlon": torch.tensor([[1.0, 2.0], [3.0, 4.0]] * 2),
+             "content_embeds": torch.randn(4, model.config.embed_dim)}
+    reset_accelerate_state()
+    step = {"contrastgeo": lambda: ContrastGeoStep(Accelerator(cpu=True), model, places, 0, 0),
+            "classifier": ClassifierStep, "csp": CSPStep, "location-prior": LocationPriorStep}[objective]()
+    loss, _ = step(model, batch, 0)
+    loss.backward()
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert trainable
+    assert not [name for name, parameter in model.named_parameters()
+                if parameter.requires_grad and parameter.grad is None]
+    if objective in ("csp", "location-prior"):
+        assert not [name for name in trainable if name.startswith("text_model.")]
