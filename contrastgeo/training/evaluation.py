@@ -22,11 +22,17 @@ WITHOUT_PLACE_PRIOR = "without_place_prior"
 
 
 @contextlib.contextmanager
-def preserved_rng(accelerator):
-    """Evaluation must not move the training RNG: a run with `--eval-steps` then trains exactly like one without."""
+def evaluation_mode(accelerator, model):
+    """`model` in eval mode without gradients, put back in its mode afterwards. The RNG is forked: evaluation must not
+    move the training RNG, so that a run with `--eval-steps` trains exactly like one without."""
     devices = [accelerator.device] if accelerator.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        yield
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
 
 
 def _gathered_rows(accelerator, eval_dataloader, score_batch):
@@ -52,7 +58,7 @@ def evaluate_geolocation(accelerator, model, eval_dataloader, evaluation: dict, 
                                              allow_blank=True)
         return logits
 
-    with preserved_rng(accelerator):
+    with evaluation_mode(accelerator, unwrapped):
         indices, logits = _gathered_rows(accelerator, eval_dataloader, score_batch)
     references = evaluation["label"][indices]
     place_latlon = np.array([[place["latitude"], place["longitude"]] for place in places])
@@ -102,13 +108,8 @@ def evaluate_csp(accelerator, model, eval_dataloader, latlon: torch.Tensor, cont
         best = (location_embeds @ content.T).argmax(dim=-1)
         return (best == torch.arange(best.shape[0], device=best.device)).float()
 
-    was_training = unwrapped.training
-    unwrapped.eval()
-    try:
-        with preserved_rng(accelerator), torch.no_grad():
-            _, hits = _gathered_rows(accelerator, eval_dataloader, score_batch)
-    finally:
-        unwrapped.train(was_training)
+    with evaluation_mode(accelerator, unwrapped):
+        _, hits = _gathered_rows(accelerator, eval_dataloader, score_batch)
     results = {term: total / num_batches for term, total in sums.items()}
     results.update(retrieval_top1=float(hits.mean()), num_examples=int(hits.shape[0]))
     return results
@@ -124,13 +125,8 @@ def evaluate_location_prior(accelerator, model, eval_dataloader, latlon: torch.T
         logits = unwrapped.location_prior_logits(latlon[indices.cpu()].to(accelerator.device))
         return logits.topk(top_k, dim=-1).indices
 
-    was_training = unwrapped.training
-    unwrapped.eval()
-    try:
-        with preserved_rng(accelerator), torch.no_grad():
-            indices, ranked = _gathered_rows(accelerator, eval_dataloader, score_batch)
-    finally:
-        unwrapped.train(was_training)
+    with evaluation_mode(accelerator, unwrapped):
+        indices, ranked = _gathered_rows(accelerator, eval_dataloader, score_batch)
     ranked = ranked.numpy()
     references = labels[indices]
     return {
