@@ -78,6 +78,17 @@ def _delimited_rows(path, compressed, delimiter):
     return header, rows()
 
 
+def json_object(text):
+    """(the JSON object on a line, None), or (what the line held or None, the problem) when it holds no object."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        return None, f"invalid JSON ({error.msg} at column {error.colno})"
+    if not isinstance(record, dict):
+        return record, f"expected a JSON object, got {type(record).__name__}"
+    return record, None
+
+
 def _jsonl_rows(path, compressed):
     """(columns: keys seen in any object line, iterator of rows) for JSONL; the file is read twice."""
 
@@ -85,15 +96,11 @@ def _jsonl_rows(path, compressed):
         for line, text in enumerate(_text_lines(path, compressed), start=1):
             if not text.strip():
                 continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as error:
-                yield line, None, f"invalid JSON ({error.msg} at column {error.colno})", text.rstrip("\r\n")
-                continue
-            if isinstance(record, dict):
+            record, problem = json_object(text)
+            if problem is None:
                 yield line, record, None, record
             else:
-                yield line, None, f"expected a JSON object, got {type(record).__name__}", record
+                yield line, None, problem, text.rstrip("\r\n") if record is None else record
 
     columns = {}
     for _, record, _, _ in rows():

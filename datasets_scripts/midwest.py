@@ -9,13 +9,13 @@ int(md5(user_id).hexdigest(), 16) % 100 < 70, else to the query. The `-meta` var
 """
 
 import hashlib
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
 from .common import make_geolocation_task
+from .file_rows import json_object
 
 
 FILE_NAME = "tweets_geo_2017.jsonl"
@@ -63,12 +63,9 @@ def read_city_tweets(path, with_user_metadata=False):
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             where = f"{path}, line {line_number}"
-            try:
-                tweet = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{where}: not valid JSON ({error.msg})") from None
-            if not isinstance(tweet, dict):
-                raise ValueError(f"{where}: expected a JSON object, found {type(tweet).__name__}")
+            tweet, problem = json_object(line)
+            if problem:
+                raise ValueError(f"{where}: {problem}")
             missing = [field for field in _REQUIRED_FIELDS if field not in tweet]
             if missing:
                 raise ValueError(f"{where}: missing field(s) {missing}")

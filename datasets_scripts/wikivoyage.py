@@ -10,11 +10,12 @@ them out (`dataset.filter(lambda row: row["has_byline"])`) when a title alone is
 The link graph (`edges`) is not used by the pre-training objective and is not kept.
 """
 
-import json
 import math
 from pathlib import Path
 
 import datasets
+
+from .file_rows import json_object
 
 
 RAW_FOLDER = "wikivoyage_destination_bylines"
@@ -76,12 +77,9 @@ def _coordinate(record, key, low, high, where):
 
 def parse_destination(line, where):
     """One JSONL line -> a row dict; `where` ("file:line") prefixes every error message."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{where}: invalid JSON ({error.msg} at column {error.colno})") from None
-    if not isinstance(record, dict):
-        raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    record, problem = json_object(line)
+    if problem:
+        raise ValueError(f"{where}: {problem}")
     title = record.get("title")
     if not isinstance(title, str) or not title.strip():
         raise ValueError(f"{where}: missing or empty 'title'")

@@ -211,7 +211,7 @@ def test_midwest_and_umass_readers_name_the_bad_line(tmp_path):
     from datasets_scripts.midwest import read_city_tweets
     from datasets_scripts.umass import read_annotated_tweets
 
-    with pytest.raises(ValueError, match=r"tweets.jsonl, line 1: not valid JSON"):
+    with pytest.raises(ValueError, match=r"tweets.jsonl, line 1: invalid JSON"):
         read_city_tweets(_write(tmp_path / "tweets.jsonl", "{not json\n"))
     city = '{"id": "1", "text": "hi", "user_id": "7", "place_full_name": "Ames, IA", "place_type": "city", "place_bbox": %s}\n'
     with pytest.raises(ValueError, match="line 2: place_bbox"):
