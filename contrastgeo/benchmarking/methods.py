@@ -42,15 +42,6 @@ class Method:
     evaluation: dict = field(default_factory=dict)
     needs_csp: bool = False
 
-    @property
-    def uses_shots(self):
-        return self.group != REFERENCE
-
-    @property
-    def training_key(self):
-        """Methods with equal keys share one trained model per (task, K, seed)."""
-        return self.objective, tuple(sorted(self.train_flags.items()))
-
     def hash_payload(self):
         return {"method": self.name, "settings": self.settings, "objective": self.objective,
                 "train_flags": self.train_flags, "evaluation": self.evaluation}
