@@ -44,6 +44,7 @@ def test_wikivoyage_rebuild_is_byte_identical(raw_data_dir, wikivoyage_corpus, t
     "line, message",
     [
         ('{"title": "X", "lat": 1.0, "lon": 2.0, "byline": "b"', "invalid JSON"),
+        ('["X", 1.0, 2.0]', "expected a JSON object, got list"),
         ('{"title": "X", "lon": 2.0, "byline": "b"}', "missing 'lat'"),
         ('{"title": "X", "lat": 91.5, "lon": 2.0, "byline": "b"}', "'lat' = 91.5 is outside"),
         ('{"title": "X", "lat": NaN, "lon": 2.0, "byline": "b"}', "'lat' is not finite"),

@@ -213,6 +213,8 @@ def test_midwest_and_umass_readers_name_the_bad_line(tmp_path):
 
     with pytest.raises(ValueError, match=r"tweets.jsonl, line 1: invalid JSON"):
         read_city_tweets(_write(tmp_path / "tweets.jsonl", "{not json\n"))
+    with pytest.raises(ValueError, match=r"tweets.jsonl, line 1: expected a JSON object, got list"):
+        read_city_tweets(_write(tmp_path / "tweets.jsonl", "[1, 2]\n"))
     city = '{"id": "1", "text": "hi", "user_id": "7", "place_full_name": "Ames, IA", "place_type": "city", "place_bbox": %s}\n'
     with pytest.raises(ValueError, match="line 2: place_bbox"):
         read_city_tweets(_write(tmp_path / "tweets.jsonl", city % "[[-93.7, 42.0], [-93.5, 42.1]]" + city % '"x"'))
