@@ -51,7 +51,7 @@ def k_shot_indices(dataset, k, seed, label_column="label", on_short_class="error
             if on_short_class == "error":
                 raise ValueError(
                     f"class {class_name(label)!r} has {rows.size} row(s) in the pool, fewer than k={k} "
-                    "(pass on_short_class='all' to take all of them)"
+                    "(on_short_class='all', train.py's --on-short-class all, takes all of them)"
                 )
             short_classes[class_name(label)] = int(rows.size)
             chosen.append(rows)

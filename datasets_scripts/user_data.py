@@ -7,7 +7,11 @@ line number in `source_line`.
 Where the labels and coordinates come from:
 - label and coordinate columns: each label is a place named by the label string; its coordinates are the mean
   of its posts' coordinates on the sphere (mean of unit vectors, projected back to the surface: it handles the
-  antimeridian, unlike averaging degrees), or exactly the shared coordinate when all its posts have one.
+  antimeridian, unlike averaging degrees), or exactly the shared coordinate when all its posts have one. A label
+  whose posts spread farther than a town (a tenth of them beyond `NEAREST_CITY_MAX_KM` of its centre: a state, a
+  country) is a region: its population, for the place prior, is that of the GeoNames cities in it
+  (`place_prior.region_populations`), not that of the city nearest its centre, which may be a village in the
+  middle of a country or the capital of a neighbour's.
 - coordinates only (no label column, or `label_column=None`): each post is labelled with the nearest city of
   GeoNames' cities15000 table (haversine; optionally only cities in `gazetteer_countries`), the rule the
   benchmark tasks use. Place names are "City, Region, Country"; a name GeoNames gives to two cities gets
@@ -31,8 +35,8 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from modeling_contrastgeo.gazetteer import load_geonames_cities, nearest_city_indices
-from modeling_contrastgeo.place_prior import population_value
+from modeling_contrastgeo.gazetteer import haversine_km, load_geonames_cities, nearest_city_indices
+from modeling_contrastgeo.place_prior import NEAREST_CITY_MAX_KM, population_value, region_populations
 
 from .common import post_features
 from .file_rows import read_rows
@@ -261,7 +265,8 @@ def load_user_dataset(
     Returns:
         (dataset, places): a `datasets.Dataset` with columns text, label (ClassLabel, names sorted), latitude,
         longitude (float64) and source_line (int64), in file order; and a list of dicts {label (int), name,
-        latitude, longitude, n_posts}, one per class in label order.
+        latitude, longitude, n_posts[, population]}, one per class in label order (population: the places file's,
+        or a region label's, see the module docstring).
     """
     if on_bad_rows not in ("error", "skip"):
         raise ValueError(f"on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
@@ -300,7 +305,8 @@ def load_user_dataset(
         checks.append(("longitude", longitude_column, lambda value: _coordinate(value, "longitude", 180.0)))
     kept = {key: [] for key, _, _ in checks}
     kept["source_line"] = []
-    hint = ". Fix them, or pass on_bad_rows='skip' to leave them out (each is then listed in a report file)"
+    hint = (". Fix them, or leave them out with on_bad_rows='skip' (train.py --on-bad-rows skip); each is then listed "
+            "in a report file")
     bad_rows = _BadRows(path, on_bad_rows, skipped_rows_path, hint=hint)
     try:
         for line, values, problem, raw in rows:
@@ -319,6 +325,28 @@ def load_user_dataset(
     if not kept["text"]:
         raise ValueError(f"{path}: no valid rows ({bad_rows.count} malformed)")
     return _assemble(kept, file_places, gazetteer_countries)
+
+
+# A label is a region when more than this share of its posts lies beyond NEAREST_CITY_MAX_KM of its centre.
+REGION_POST_SHARE = 0.1
+
+
+def _region_label_populations(rows_of_label, latitudes, longitudes, coordinates):
+    """{label: population} of the labels whose posts spread over a region (see the module docstring)."""
+    labels = list(coordinates)
+    centres = np.array([coordinates[label] for label in labels], dtype=np.float64)
+    radii = np.array([
+        np.quantile(haversine_km(latitudes[rows_of_label[label]], longitudes[rows_of_label[label]], *centre),
+                    1.0 - REGION_POST_SHARE)
+        for label, centre in zip(labels, centres)])
+    regions = np.flatnonzero(radii > NEAREST_CITY_MAX_KM)
+    if not regions.size:
+        return {}
+    populations = region_populations(centres[:, 0], centres[:, 1], radii)
+    logger.info("%d label(s) spread over regions (posts beyond %g km of their centre); their place-prior population "
+                "is that of the GeoNames cities in each: %s", regions.size, NEAREST_CITY_MAX_KM,
+                {labels[i]: int(populations[i]) for i in regions[:10]})
+    return {labels[i]: float(populations[i]) for i in regions}
 
 
 def _assemble(kept, file_places, gazetteer_countries):
@@ -344,6 +372,7 @@ def _assemble(kept, file_places, gazetteer_countries):
             except ValueError as error:
                 raise ValueError(f"label {label!r}: {error}; give its coordinates with places_path") from None
         display_names = {label: label for label in coordinates}
+        populations = _region_label_populations(rows_of_label, latitudes, longitudes, coordinates)
     if "latitude" not in kept:
         kept["latitude"] = [coordinates[label][0] for label in kept["label"]]
         kept["longitude"] = [coordinates[label][1] for label in kept["label"]]

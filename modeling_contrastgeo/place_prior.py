@@ -9,7 +9,9 @@ the pool's label counts, which a few-shot user does not have, are not used.
 `place_populations` takes a place's own `population` field when it has one (GeoNames galleries carry it; a places
 file may have the column, where a blank cell means "not known") and otherwise the population of the nearest GeoNames
 city of 15,000+ people within `NEAREST_CITY_MAX_KM`; a place with no such city nearby counts as a place of
-`DEFAULT_POPULATION` people.
+`DEFAULT_POPULATION` people. A label that is a region (a state, a country: its posts spread farther than a town) is
+not a point, and the city nearest its centre says nothing of how many people it holds; `region_populations` counts
+the people of the cities in it instead (`datasets_scripts.user_data` uses it for such labels of a user's file).
 """
 
 import math
@@ -78,6 +80,33 @@ def place_populations(places, max_distance_km: float = NEAREST_CITY_MAX_KM) -> n
         city_populations = np.array([cities[i]["population"] for i in nearest], dtype=np.float64)
         populations[missing] = np.where(distances <= max_distance_km, city_populations, DEFAULT_POPULATION)
     return populations
+
+
+def region_populations(centre_latitudes, centre_longitudes, radii_km) -> np.ndarray:
+    """(C,) people of each label's region: the summed population of the GeoNames cities (cities15000) nearer to its
+    centre than to any other label's centre (a Voronoi cell of the label set) and within `radii_km` of it (at least
+    `NEAREST_CITY_MAX_KM`); `DEFAULT_POPULATION` where no such city lies. Every label of the set must be given, since
+    each city counts for its nearest label only.
+    """
+    from .gazetteer import haversine_km, load_geonames_cities, nearest_city_indices
+
+    centre_latitudes = np.asarray(centre_latitudes, dtype=np.float64).reshape(-1)
+    centre_longitudes = np.asarray(centre_longitudes, dtype=np.float64).reshape(-1)
+    radii_km = np.maximum(np.asarray(radii_km, dtype=np.float64).reshape(-1), NEAREST_CITY_MAX_KM)
+    if not centre_latitudes.shape == centre_longitudes.shape == radii_km.shape:
+        raise ValueError(f"region_populations: {centre_latitudes.size} latitudes, {centre_longitudes.size} "
+                         f"longitudes and {radii_km.size} radii; give one of each per label")
+    cities = load_geonames_cities()
+    city_latitudes = np.array([city["latitude"] for city in cities])
+    city_longitudes = np.array([city["longitude"] for city in cities])
+    city_populations = np.array([city["population"] for city in cities], dtype=np.float64)
+    label_of_city = nearest_city_indices(city_latitudes, city_longitudes, centre_latitudes, centre_longitudes)
+    distances = haversine_km(city_latitudes, city_longitudes, centre_latitudes[label_of_city],
+                             centre_longitudes[label_of_city])
+    inside = distances <= radii_km[label_of_city]
+    populations = np.bincount(label_of_city[inside], weights=city_populations[inside],
+                              minlength=centre_latitudes.size)
+    return np.where(populations > 0, populations, DEFAULT_POPULATION)
 
 
 def log_place_prior(places, kind: str = "population", weight: float = 1.0) -> np.ndarray:

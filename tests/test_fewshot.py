@@ -49,7 +49,7 @@ def test_draw_follows_the_documented_rule():
 
 def test_short_class_error_names_class_and_count():
     pool = _pool([10, 3, 10], names=["Zurich", "Vaduz", "Bern"])
-    with pytest.raises(ValueError, match=r"class 'Vaduz' has 3 row\(s\).*k=4"):
+    with pytest.raises(ValueError, match=r"class 'Vaduz' has 3 row\(s\).*k=4.*--on-short-class all"):
         sample_k_shot(pool, k=4, seed=0)
 
 

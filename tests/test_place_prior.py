@@ -8,7 +8,7 @@ import torch
 
 from modeling_contrastgeo import ContrastGeoConfig, ContrastGeoModel
 from modeling_contrastgeo.gazetteer import load_geonames_cities
-from modeling_contrastgeo.place_prior import DEFAULT_POPULATION, log_place_prior, place_populations
+from modeling_contrastgeo.place_prior import DEFAULT_POPULATION, log_place_prior, place_populations, region_populations
 from modeling_contrastgeo.places import normalize_places
 from tests.tiny_models import SWISS_PLACES, make_tiny_encoder
 
@@ -30,6 +30,33 @@ def test_populations_come_from_the_place_or_the_nearest_geonames_city():
     populations = place_populations(places)
     assert populations.tolist() == [geonames_population("Zürich"), 1234.0, DEFAULT_POPULATION,
                                     geonames_population("Bern"), geonames_population("Bern")]
+
+
+# GeoNames' cities15000 in Iceland, and their distance from a point in the middle of the island (64.9 N, 18.6 W):
+# Akureyri 19,219 (90 km), Reykjavík 118,918 (179 km), Kópavogur 40,040 (181), Hafnarfjörður 31,525 (185),
+# Keflavík 15,930 (214), Reykjanesbær 19,724 (215). The nearest city of another country, Tórshavn, is 668 km away.
+MID_ICELAND = (64.9, -18.6)
+REYKJAVIK = (64.13548, -21.89541)
+
+
+def test_a_region_counts_the_people_of_its_cities():
+    def population_of(radius_km):
+        return region_populations([MID_ICELAND[0]], [MID_ICELAND[1]], [radius_km]).tolist()
+
+    assert population_of(300) == [19219 + 118918 + 40040 + 31525 + 15930 + 19724]
+    assert population_of(150) == [19219]
+    # A radius below the nearest-city distance counts as that distance; no city there: the default population.
+    assert population_of(0) == [DEFAULT_POPULATION]
+    assert region_populations([0.0], [-150.0], [500]).tolist() == [DEFAULT_POPULATION]
+
+
+def test_a_city_counts_for_the_nearest_label_only():
+    # Reykjavík as a point (radius 0, so 25 km) takes its suburbs; Keflavík, 35 km from it, is nearer to Reykjavík
+    # than to the centre of the island, so the island label does not count it either.
+    populations = region_populations([MID_ICELAND[0], REYKJAVIK[0]], [MID_ICELAND[1], REYKJAVIK[1]], [300, 0])
+    assert populations.tolist() == [19219, 118918 + 40040 + 31525]
+    with pytest.raises(ValueError, match="2 latitudes, 2 longitudes and 1 radii"):
+        region_populations([1.0, 2.0], [1.0, 2.0], [10.0])
 
 
 def test_log_prior_is_normalised_and_proportional_to_population_to_the_weight():

@@ -34,6 +34,32 @@ def test_config_file_is_overridden_by_flags(posts_file, tmp_path):
     assert args.task is None and args.batch_size == 256 and args.model_config["location_mode"] == "coordinates"
 
 
+def test_the_default_place_prior_is_off_for_training_posts_that_follow_their_own_place_distribution(
+        posts_file, tmp_path, caplog):
+    from contrastgeo.training import parse_args
+    from contrastgeo.training.modeling import resolve_place_prior
+
+    def resolved(flags, train_labels):
+        args = parse_args(["--train-file", posts_file, "--output-dir", tmp_path / "out", *flags])
+        config = {"model_config": dict(args.model_config), "shots": args.shots}
+        resolve_place_prior(config, args.place_prior_given, train_labels)
+        return config["model_config"]["place_prior"]
+
+    uneven, even = [0] * 30 + [1] * 5 + [2] * 9, [0] * 4 + [1] * 3 + [2] * 2
+    with caplog.at_level("WARNING", logger="contrastgeo.training.modeling"):
+        assert resolved([], uneven) is None
+    assert "not spread evenly over their places (5 to 30 per place)" in caplog.text
+    assert "--place-prior population to keep it" in caplog.text
+    assert resolved([], even) == "population"  # at most twice as many posts in one place as in another
+    assert resolved(["--shots", "4"], uneven) == "population"  # a few-shot draw, short places taken whole
+    # Asked for, by flag, by --model-config or in a config file: kept.
+    assert resolved(["--place-prior", "population"], uneven) == "population"
+    assert resolved(["--model-config", "place_prior=population"], uneven) == "population"
+    (tmp_path / "run.yaml").write_text("place_prior: population\n")
+    assert resolved(["--config", tmp_path / "run.yaml"], uneven) == "population"
+    assert resolved(["--place-prior", "none"], even) is None
+
+
 @pytest.mark.parametrize("name", sorted(path.name for path in (REPO_ROOT / "configs").glob("*.yaml")))
 def test_shipped_configs_parse(name):
     from contrastgeo.training import parse_args

@@ -115,6 +115,7 @@ def test_malformed_rows_raise_one_error_with_every_line(tmp_path):
     for line, reason in BAD_LINES.items():
         assert f"line {line}: {reason}" in message
     assert "line 2:" not in message and "line 8:" not in message
+    assert "on_bad_rows='skip' (train.py --on-bad-rows skip)" in message  # the way out, for code and command line
     assert not (tmp_path / "bad.csv.skipped.jsonl").exists()
 
 
@@ -259,6 +260,25 @@ def test_places_file_population_column_is_kept_and_checked(tmp_path):
         load_places_file(places_path)
     assert "line 2: population must be a number, got 'lots'" in str(error.value)
     assert "line 3: population must be a finite number >= 0, got -3.0" in str(error.value)
+
+
+def test_a_label_spread_over_a_region_gets_the_people_of_its_cities(tmp_path, caplog):
+    # "IS": posts in Reykjavík, Akureyri (250 km away) and Keflavík; their mean lies inland, 10+ km from any city of
+    # 15,000 people, where the nearest-city lookup would count a village. "Bern": every post in one spot.
+    iceland = [(64.13548, -21.89541)] * 4 + [(65.68353, -18.0878)] * 3 + [(64.00492, -22.56242)] * 3
+    posts = pd.DataFrame({
+        "text": [f"post {i}" for i in range(len(iceland) + 2)],
+        "label": ["IS"] * len(iceland) + ["Bern"] * 2,
+        "latitude": [lat for lat, _ in iceland] + [46.948, 46.948],
+        "longitude": [lon for _, lon in iceland] + [7.4474, 7.4474],
+    })
+    with caplog.at_level(logging.INFO, logger="datasets_scripts.user_data"):
+        _, places = load_user_dataset(write_posts(posts, tmp_path / "posts.csv"))
+    # Every Icelandic city of GeoNames' cities15000 is nearer to the island's label than to Bern and lies within the
+    # radius that holds 90% of its posts (Akureyri is the farthest post).
+    icelanders = 19219 + 118918 + 40040 + 31525 + 15930 + 19724
+    assert [(place["name"], place.get("population")) for place in places] == [("Bern", None), ("IS", icelanders)]
+    assert "1 label(s) spread over regions" in caplog.text and f"'IS': {icelanders}" in caplog.text
 
 
 def test_file_that_is_not_utf8_is_named(tmp_path):

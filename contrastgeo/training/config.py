@@ -284,6 +284,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     if values["train_file"] is not None and "task" not in given:
         values["task"] = None
     values["model_config"] = {**MODEL_DEFAULTS[objective], **model_overrides}
+    # Not a hyper-parameter: whether the place prior is the user's choice or the objective's default, which
+    # `modeling.resolve_place_prior` turns off for training posts that follow their own place distribution.
+    values["place_prior_given"] = "place_prior" in model_overrides
     values["config"] = cli.get("config")
     args = argparse.Namespace(**values)
     validate_args(args)

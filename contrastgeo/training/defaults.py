@@ -156,7 +156,9 @@ MODEL_DEFAULTS = {
         # posts, whose most frequent place is a small town) any prior costs top-1 (12.8 -> 3.7 at K=16 and w=1.5):
         # README says when to turn it off. Estimating the query posts' place distribution instead (EM on the
         # unlabelled posts, Saerens et al. 2002) or weighing by their marginal likelihood was tried and lost to the
-        # population prior.
+        # population prior. Training posts that are not spread evenly over places (no --shots) teach the model how
+        # often each place posts, and the prior would count that twice: train.py turns this default off for them
+        # (`modeling.resolve_place_prior`; benchmarks/RESULTS_user_files.md).
         "place_prior": "population",
         "place_prior_weight": 1.5,
     },

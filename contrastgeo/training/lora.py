@@ -13,6 +13,7 @@ plain ContrastGeo model that `AutoModel.from_pretrained(..., trust_remote_code=T
 holds the encoder's change only, the other trained parts live in the merged model.
 """
 
+import warnings
 from pathlib import Path
 
 TEXT_ENCODER_ATTRIBUTES = {"text_model": "text_encoder_lora", "location_text_model": "location_text_encoder_lora"}
@@ -36,7 +37,11 @@ def apply_lora(model, rank: int, alpha: float, dropout: float, target_modules) -
             )
         lora_config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
                                  bias="none")
-        setattr(model, name, get_peft_model(encoder, lora_config))
+        with warnings.catch_warnings():
+            # peft reads transformers' deprecated `is_gradient_checkpointing` alias; the warning is theirs, not the
+            # user's, and would print on every run.
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+            setattr(model, name, get_peft_model(encoder, lora_config))
 
 
 def save_lora_adapters(model, output_dir) -> list[Path]:

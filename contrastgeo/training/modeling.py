@@ -1,7 +1,9 @@
 """Building the model of a run: which parts train, their learning rates, and initialisation from a CSP model."""
 
+import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import safe_open
 
@@ -12,6 +14,10 @@ from modeling_contrastgeo.places import normalize_places
 from .config import resolve_text_encoder
 from .lora import TEXT_ENCODER_ATTRIBUTES
 
+logger = logging.getLogger(__name__)
+# Training posts are spread evenly over places (few-shot) when the most frequent place has at most this many times
+# the posts of the least frequent.
+MAX_BALANCED_RATIO = 2
 # Fields that fix the shapes and meaning of a coordinate encoder's weights.
 COORDINATE_ENCODER_FIELDS = ("location_encoder_kind", "location_num_scales", "location_min_radius",
                              "location_max_radius", "location_hidden_size", "location_num_hidden_layers")
@@ -35,6 +41,26 @@ def build_model(config: dict, places=None, class_names=None) -> ContrastGeoModel
     if config["init_location_encoder"]:
         copy_location_encoder(model, config["init_location_encoder"])
     return model
+
+
+def resolve_place_prior(config: dict, place_prior_given: bool, train_labels) -> None:
+    """Turn off the default place prior (in `config["model_config"]`) when the training posts are not spread evenly
+    over their places: the prior corrects a model that saw as many posts of a village as of a capital (the few-shot
+    draw); a model trained on posts that follow their own place distribution has learned it, and the prior would
+    count it twice. A prior the user asked for (flag, --model-config or config file) is kept."""
+    model_config = config["model_config"]
+    if not model_config.get("place_prior") or place_prior_given or config["shots"]:
+        return
+    counts = np.bincount(np.asarray(train_labels, dtype=np.int64))
+    counts = counts[counts > 0]
+    if counts.max() <= MAX_BALANCED_RATIO * counts.min():
+        return
+    logger.warning("the training posts are not spread evenly over their places (%d to %d per place), so the model "
+                   "learns how often each place posts and the default place prior (%s) would count it twice: it is "
+                   "off. Pass --place-prior %s to keep it (e.g. when the posts to geolocate follow population rather "
+                   "than this file)", counts.min(), counts.max(), model_config["place_prior"],
+                   model_config["place_prior"])
+    model_config["place_prior"] = None
 
 
 def copy_location_encoder(model: ContrastGeoModel, source_dir) -> None:

@@ -15,7 +15,8 @@ from .config import GEOLOCATION_OBJECTIVES
 from .data import load_csp_data, load_geolocation_data, load_location_prior_data
 from .evaluation import evaluate_csp, evaluate_geolocation, evaluate_location_prior
 from .lora import apply_lora
-from .modeling import build_model, encode_texts, optimizer_parameter_groups, set_trainable, trainable_parts
+from .modeling import (build_model, encode_texts, optimizer_parameter_groups, resolve_place_prior, set_trainable,
+                       trainable_parts)
 from .objectives import ClassifierStep, ContrastGeoStep, CSPStep, LocationPriorStep, TLMCollapseMonitor
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def _float_tensor(array):
 
 def _geolocation_pieces(config, args, accelerator):
     data = load_geolocation_data(args)
+    resolve_place_prior(config, args.place_prior_given, data.train["label"])
     model = build_model(config, places=data.places)
     train_rows = data.train
     start_char_ngram_channel = _char_ngram_start(config, model, train_rows)
