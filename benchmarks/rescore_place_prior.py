@@ -35,8 +35,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    from contrastgeo.benchmarking.rescoring import (rescore_place_prior, rescoring_report, rescoring_table,
-                                                    training_cell)
+    from contrastgeo.benchmarking.rescoring import (rescore_place_prior, rescoring_drifted, rescoring_report,
+                                                    rescoring_table, training_cell)
     from contrastgeo.benchmarking.runner import load_task_data
 
     args = parse_args(argv)
@@ -51,12 +51,8 @@ def main(argv=None):
         args.report.write_text(rescoring_report(rows, args.weights, " ".join(sys.argv[1:] if argv is None else argv)))
     if args.output:
         args.output.write_text(json.dumps(rows, indent=2) + "\n")
-    # One post of difference: a tie broken the other way between float32 and float64 scores.
-    def drifted(row):
-        one_post = 1.0 / row["metrics"][args.weights[0]]["num_examples"]
-        return row["saved_top1"] is not None and abs(row["saved_top1"] - row["rescored_top1"]) > 1.5 * one_post
-
-    failures = [row for row in rows if drifted(row)]
+    failures = [row for row in rows if rescoring_drifted(row["saved_top1"], row["rescored_top1"],
+                                                        row["metrics"][args.weights[0]]["num_examples"])]
     for row in failures:
         print(f"check failed: {row['model_dir']} reports top-1 {row['saved_top1']:.4f} at weight "
               f"{row['saved_weight']:g}, rescored {row['rescored_top1']:.4f}", file=sys.stderr)

@@ -58,6 +58,15 @@ def _own_population(place, index):
         raise ValueError(f"place {index} ({place.get('name')}): {error}") from None
 
 
+def _geonames_city_arrays():
+    """(latitudes, longitudes, populations) of GeoNames' cities15000, as float64 arrays in table order."""
+    from .gazetteer import load_geonames_cities
+
+    cities = load_geonames_cities()
+    return tuple(np.array([city[key] for city in cities], dtype=np.float64)
+                 for key in ("latitude", "longitude", "population"))
+
+
 def place_populations(places, max_distance_km: float = NEAREST_CITY_MAX_KM) -> np.ndarray:
     """(C,) float64 population per place (validated places: dicts with name, latitude, longitude).
 
@@ -68,17 +77,14 @@ def place_populations(places, max_distance_km: float = NEAREST_CITY_MAX_KM) -> n
                             for index, place in enumerate(places)], dtype=np.float64)
     missing = np.flatnonzero(np.isnan(populations))
     if missing.size:
-        from .gazetteer import haversine_km, load_geonames_cities, nearest_city_indices
+        from .gazetteer import haversine_km, nearest_city_indices
 
-        cities = load_geonames_cities()
-        city_latitudes = np.array([city["latitude"] for city in cities])
-        city_longitudes = np.array([city["longitude"] for city in cities])
+        city_latitudes, city_longitudes, city_populations = _geonames_city_arrays()
         latitudes = np.array([places[i]["latitude"] for i in missing])
         longitudes = np.array([places[i]["longitude"] for i in missing])
         nearest = nearest_city_indices(latitudes, longitudes, city_latitudes, city_longitudes)
         distances = haversine_km(latitudes, longitudes, city_latitudes[nearest], city_longitudes[nearest])
-        city_populations = np.array([cities[i]["population"] for i in nearest], dtype=np.float64)
-        populations[missing] = np.where(distances <= max_distance_km, city_populations, DEFAULT_POPULATION)
+        populations[missing] = np.where(distances <= max_distance_km, city_populations[nearest], DEFAULT_POPULATION)
     return populations
 
 
@@ -88,7 +94,7 @@ def region_populations(centre_latitudes, centre_longitudes, radii_km) -> np.ndar
     `NEAREST_CITY_MAX_KM`); `DEFAULT_POPULATION` where no such city lies. Every label of the set must be given, since
     each city counts for its nearest label only.
     """
-    from .gazetteer import haversine_km, load_geonames_cities, nearest_city_indices
+    from .gazetteer import haversine_km, nearest_city_indices
 
     centre_latitudes = np.asarray(centre_latitudes, dtype=np.float64).reshape(-1)
     centre_longitudes = np.asarray(centre_longitudes, dtype=np.float64).reshape(-1)
@@ -96,10 +102,7 @@ def region_populations(centre_latitudes, centre_longitudes, radii_km) -> np.ndar
     if not centre_latitudes.shape == centre_longitudes.shape == radii_km.shape:
         raise ValueError(f"region_populations: {centre_latitudes.size} latitudes, {centre_longitudes.size} "
                          f"longitudes and {radii_km.size} radii; give one of each per label")
-    cities = load_geonames_cities()
-    city_latitudes = np.array([city["latitude"] for city in cities])
-    city_longitudes = np.array([city["longitude"] for city in cities])
-    city_populations = np.array([city["population"] for city in cities], dtype=np.float64)
+    city_latitudes, city_longitudes, city_populations = _geonames_city_arrays()
     label_of_city = nearest_city_indices(city_latitudes, city_longitudes, centre_latitudes, centre_longitudes)
     distances = haversine_km(city_latitudes, city_longitudes, centre_latitudes[label_of_city],
                              centre_longitudes[label_of_city])

@@ -15,6 +15,12 @@ import numpy as np
 from .evaluation import metrics_from_scores
 
 
+def rescoring_drifted(saved_top1, rescored_top1, num_posts) -> bool:
+    """Whether a rescoring's top-1 differs from train.py's eval_results.json by more than one post (a tie broken the
+    other way between float32 and float64 scores); False when there is no saved top-1."""
+    return saved_top1 is not None and abs(saved_top1 - rescored_top1) > 1.5 / num_posts
+
+
 def training_cell(model_dir):
     """(task, shots, seed) of a model saved by train.py, from its training_config.json."""
     config_path = Path(model_dir) / "training_config.json"

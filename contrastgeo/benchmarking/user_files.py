@@ -120,7 +120,8 @@ def score_region_priors(model_dir, query_path, pool_path):
 
 
 def whole_file_metrics(model_dir):
-    """{"with the prior": metrics, "without (now the default)": metrics} from a model's eval_results.json."""
+    """{"population prior (before)": metrics, "no prior (now the default)": metrics} from a model's
+    eval_results.json (its plain and its `without_place_prior/` metrics)."""
     results = json.loads((Path(model_dir) / "eval_results.json").read_text())
     if not any(key.startswith(WITHOUT_PRIOR) for key in results):
         raise ValueError(f"{model_dir}: eval_results.json has no {WITHOUT_PRIOR}* metrics; train with --place-prior "
