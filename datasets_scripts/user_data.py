@@ -35,7 +35,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from modeling_contrastgeo.gazetteer import haversine_km, load_geonames_cities, nearest_city_indices
+from modeling_contrastgeo.gazetteer import haversine_km, load_geonames_cities, nearest_cities
 from modeling_contrastgeo.place_prior import NEAREST_CITY_MAX_KM, population_value, region_populations
 
 from .common import post_features
@@ -183,11 +183,9 @@ def _gazetteer_places(latitudes, longitudes, gazetteer_countries):
         city["name"] if name_counts[city["name"]] == 1 else f"{city['name']} (GeoNames {city['geonameid']})"
         for city in cities
     ]
-    city_latitudes = [city["latitude"] for city in cities]
-    city_longitudes = [city["longitude"] for city in cities]
-    # Small chunks: each holds chunk x ~34k distances and their temporaries.
-    nearest = nearest_city_indices(latitudes, longitudes, city_latitudes, city_longitudes, chunk_size=256)
-    coordinates = {names[index]: (city_latitudes[index], city_longitudes[index]) for index in set(nearest.tolist())}
+    nearest = nearest_cities(latitudes, longitudes, cities)
+    coordinates = {names[index]: (cities[index]["latitude"], cities[index]["longitude"])
+                   for index in set(nearest.tolist())}
     return [names[index] for index in nearest], coordinates
 
 
@@ -248,6 +246,7 @@ def load_user_dataset(
     skipped_rows_path=None,
     gazetteer_countries=None,
     places_path=None,
+    find_regions=True,
 ):
     """Read a user's posts file into the standard layout (see the module docstring for every rule).
 
@@ -261,6 +260,8 @@ def load_user_dataset(
             `<path>.skipped.jsonl`. Written only when a row is skipped.
         gazetteer_countries: ISO alpha-2 code(s) restricting the nearest-city labelling (coordinates only).
         places_path: a places file (see `load_places_file`) mapping labels to coordinates.
+        find_regions: look for labels spread over regions and give them their region's population (a GeoNames
+            search). False when the caller keeps only the posts, as train.py does with the evaluation file.
 
     Returns:
         (dataset, places): a `datasets.Dataset` with columns text, label (ClassLabel, names sorted), latitude,
@@ -324,7 +325,7 @@ def load_user_dataset(
     bad_rows.finish()
     if not kept["text"]:
         raise ValueError(f"{path}: no valid rows ({bad_rows.count} malformed)")
-    return _assemble(kept, file_places, gazetteer_countries)
+    return _assemble(kept, file_places, gazetteer_countries, find_regions)
 
 
 # A label is a region when more than this share of its posts lies beyond NEAREST_CITY_MAX_KM of its centre.
@@ -349,7 +350,7 @@ def _region_label_populations(rows_of_label, latitudes, longitudes, coordinates)
     return {labels[i]: float(populations[i]) for i in regions}
 
 
-def _assemble(kept, file_places, gazetteer_countries):
+def _assemble(kept, file_places, gazetteer_countries, find_regions):
     """Turn validated columns into (Dataset, places) according to which of label / coordinates were given."""
     populations = {}
     if "label" not in kept:
@@ -372,7 +373,8 @@ def _assemble(kept, file_places, gazetteer_countries):
             except ValueError as error:
                 raise ValueError(f"label {label!r}: {error}; give its coordinates with places_path") from None
         display_names = {label: label for label in coordinates}
-        populations = _region_label_populations(rows_of_label, latitudes, longitudes, coordinates)
+        if find_regions:
+            populations = _region_label_populations(rows_of_label, latitudes, longitudes, coordinates)
     if "latitude" not in kept:
         kept["latitude"] = [coordinates[label][0] for label in kept["label"]]
         kept["longitude"] = [coordinates[label][1] for label in kept["label"]]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from modeling_contrastgeo.gazetteer import load_geonames_cities, nearest_city_indices
+from modeling_contrastgeo.gazetteer import load_geonames_cities, nearest_cities
 
 from .common import make_geolocation_task
 
@@ -57,12 +57,7 @@ def read_smg_file(path):
 
 def label_with_nearest_city(posts, cities):
     """Add `place_key` (the nearest city's geonameid) to `posts` (vectorised, ties to the lowest geonameid)."""
-    nearest = nearest_city_indices(
-        posts["latitude"].to_numpy(),
-        posts["longitude"].to_numpy(),
-        np.asarray([city["latitude"] for city in cities]),
-        np.asarray([city["longitude"] for city in cities]),
-    )
+    nearest = nearest_cities(posts["latitude"].to_numpy(), posts["longitude"].to_numpy(), cities)
     return posts.assign(place_key=np.asarray([city["geonameid"] for city in cities], dtype=np.int64)[nearest])
 
 

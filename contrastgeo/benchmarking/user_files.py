@@ -42,16 +42,14 @@ def _post_rows(posts, labels):
 def write_country_task(task_data, output_dir):
     """Write `task_data`'s pool and query posts to output_dir/{pool,query}.csv (text, label, latitude, longitude),
     each labelled by the ISO country code of the GeoNames city nearest its coordinates. Returns the two paths."""
-    from modeling_contrastgeo.gazetteer import load_geonames_cities, nearest_city_indices
+    from modeling_contrastgeo.gazetteer import load_geonames_cities, nearest_cities
 
     cities = load_geonames_cities()
-    city_latitudes = np.array([city["latitude"] for city in cities])
-    city_longitudes = np.array([city["longitude"] for city in cities])
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     paths = []
     for split in ("pool", "query"):
         posts = task_data.task[split]
-        nearest = nearest_city_indices(posts["latitude"], posts["longitude"], city_latitudes, city_longitudes)
+        nearest = nearest_cities(posts["latitude"], posts["longitude"], cities)
         labels = [cities[city]["country_code"] for city in nearest]
         paths.append(_write_csv(Path(output_dir) / f"{split}.csv", ["text", "label", "latitude", "longitude"],
                                 _post_rows(posts, labels)))

@@ -159,7 +159,9 @@ def load_geolocation_data(args) -> GeolocationData:
                   for place in file_places]
         evaluation = None
         if args.eval_file is not None:
-            query, _ = load_user_dataset(args.eval_file, places_path=args.places_file, **user_columns)
+            # Its places are the train file's, so the eval file's own region populations are not looked up.
+            query, _ = load_user_dataset(args.eval_file, places_path=args.places_file, find_regions=False,
+                                         **user_columns)
             labels = align_labels(query["label"], _label_names(query, args.eval_file), label_names, args.eval_file)
             evaluation = _eval_columns(query, labels)
         source = {"train_file": str(args.train_file), "eval_file": args.eval_file, "places_file": args.places_file}
