@@ -12,6 +12,7 @@ import numpy as np
 
 from datasets_scripts import BENCHMARK_TASKS
 
+from .ablations import render_ablations
 from .bar import render_bar
 from .methods import ABLATION, FEW_SHOT, FROZEN_FEW_SHOT, METHODS, METHODS_BY_NAME, REFERENCE
 from .records import CALIBRATION_FIELDS, record_key
@@ -268,7 +269,8 @@ def _environment_lines(records):
 
 
 def render_results(records, planned_cells, mode, stale_keys=frozenset()):
-    """RESULTS.md: status, run, anchor check, headline, per-task tables, wall time, methods."""
+    """RESULTS.md: status, run, anchor check, headline, bar, paired ablations, per-task tables, calibration, wall
+    time, methods."""
     summary = aggregate(records, stale_keys=stale_keys)
     missing, missing_lines = _missing_lines(records, planned_cells)
     commits = sorted({record["commit"] for record in records})
@@ -293,6 +295,8 @@ def render_results(records, planned_cells, mode, stale_keys=frozenset()):
     lines += ["## Headline", "", render_headline(records, stale_keys)]
     tasks = _task_order(record["task"] for record in records)
     lines += ["## The bar", "", *render_bar(summary, tasks, STALE_MARK), ""]
+    lines += ["## Ablations, paired with the default", "",
+              *render_ablations(records, tasks, STALE_MARK, stale_keys), ""]
     lines += ["## Per task", ""]
     for task in tasks:
         lines += _task_section(task, summary)
