@@ -246,6 +246,34 @@ def test_a_kept_model_is_reused_and_outlives_a_run_without_keep_models(tmp_path,
     assert {record["method"] for record in records} == {"contrastgeo", "contrastgeo-rerank"}
 
 
+def test_a_method_that_trains_the_default_run_takes_its_current_record(tmp_path, tiny_encoder, monkeypatch):
+    monkeypatch.setattr(runner_module, "load_task_data",
+                        lambda name, raw_dir=None: TaskData.from_task(name, synthetic_swiss_task()))
+    common = dict(shots=[4], seeds=[0], train_flag=[("max_train_steps", 2)])
+    assert BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=["contrastgeo"], **common)).run() == 0
+    # The fusion ablation that names the default's fusion trains the default's run and scores it the same way.
+    monkeypatch.setattr("contrastgeo.training.training_function",
+                        lambda *args: pytest.fail("a run that results.json holds was trained again"))
+    options = _options(tmp_path, tiny_encoder, only_methods=["contrastgeo-fusion-cross-attention"], **common)
+    assert BenchmarkRunner(options).run() == 0
+    store_path = tmp_path / "results" / "results.json"
+    records = {r["method"]: r for r in json.loads(store_path.read_text())}
+    default, shared = records["contrastgeo"], records["contrastgeo-fusion-cross-attention"]
+    assert shared["same_run_as"] == "contrastgeo" and shared["config_hash"] != default["config_hash"]
+    assert all(shared[name] == default[name] for name in (*METRIC_FIELDS, "commit", "finished_at", "wall_time_s"))
+    assert "1 record(s) of contrastgeo-fusion-cross-attention share the training run and scoring of contrastgeo's" \
+        in (tmp_path / "results" / "RESULTS.md").read_text()
+
+    runner = BenchmarkRunner(_options(tmp_path, tiny_encoder, **common))
+    data = TaskData.from_task("synthetic", synthetic_swiss_task())
+    assert runner._same_run_record(Cell("synthetic", "contrastgeo-tlc-only", 4, 0), data) is None  # another run
+    assert runner._same_run_record(Cell("synthetic", "contrastgeo-no-prior", 4, 0), data) is None  # scored otherwise
+    # A record of an earlier configuration of the default is no longer the run this cell would train.
+    store_path.write_text(json.dumps([dict(default, config_hash="earlier")]))
+    runner = BenchmarkRunner(_options(tmp_path, tiny_encoder, **common))
+    assert runner._same_run_record(Cell("synthetic", "contrastgeo-fusion-cross-attention", 4, 0), data) is None
+
+
 @pytest.mark.slow
 def test_workers_run_trained_cells_in_processes_with_the_in_process_results(tmp_path, tiny_encoder):
     def run(name, workers):

@@ -268,6 +268,16 @@ def _environment_lines(records):
     return lines
 
 
+def _same_run_lines(records):
+    """One line per (method, method whose training run it shares): records filled from another method's record."""
+    shared = defaultdict(int)
+    for record in records:
+        if record.get("same_run_as"):
+            shared[(record["method"], record["same_run_as"])] += 1
+    return [f"- {count} record(s) of {method} share the training run and scoring of {other}'s (equal training "
+            "hashes), so they hold its metrics" for (method, other), count in sorted(shared.items())]
+
+
 def render_results(records, planned_cells, mode, stale_keys=frozenset()):
     """RESULTS.md: status, run, anchor check, headline, bar, paired ablations, per-task tables, calibration, wall
     time, methods."""
@@ -289,7 +299,8 @@ def render_results(records, planned_cells, mode, stale_keys=frozenset()):
                   "", *_cell_lines(stale), ""]
     encoders = sorted({record.get("encoder", "not recorded") for record in records})
     lines += ["## Run", "", f"- git commit(s): {', '.join(commits) or 'none'}",
-              f"- encoder(s): {', '.join(encoders)}", f"- records: {len(records)}", "- environment:",
+              f"- encoder(s): {', '.join(encoders)}", f"- records: {len(records)}", *_same_run_lines(records),
+              "- environment:",
               *_environment_lines(records), ""]
     lines += ["## Check against the anchors", "", *render_anchor_check(records), ""]
     lines += ["## Headline", "", render_headline(records, stale_keys)]

@@ -261,6 +261,31 @@ class BenchmarkRunner:
             self._record(cell, data, metrics, hashes[cell], timings["train_time_s"] + timings["eval_time_s"],
                          extra={name: round(value, 3) for name, value in timings.items()})
 
+    def _same_run_record(self, cell, data):
+        """A current record of another trained method at this cell's task, K and seed whose training run is this
+        cell's (equal training hashes) and is scored the same way: its metrics are this cell's, as when the two are
+        planned together and share one run (e.g. the fusion ablation that names the default's fusion)."""
+        method = get_methods([cell.method])[0]
+        training_hash = self.trained.training_hash(method, data, cell.k, cell.seed)
+        for record in self.store.records:
+            other = METHODS_BY_NAME.get(record["method"])
+            if (other is None or other.name == method.name or other.kind != "trained"
+                    or (record["task"], record["k"], record["seed"]) != (cell.task, cell.k, cell.seed)
+                    or other.evaluation != method.evaluation):
+                continue
+            other_cell = Cell(cell.task, other.name, cell.k, cell.seed)
+            if (self.trained.training_hash(other, data, cell.k, cell.seed) == training_hash
+                    and record["config_hash"] == self.cell_hash(other_cell, data)):
+                return record
+        return None
+
+    def _record_same_run(self, cell, data, hashes, record):
+        # Where and when the shared run happened is the other record's.
+        extra = {name: record[name] for name in ("commit", "environment", "finished_at", "train_time_s",
+                                                 "eval_time_s") if name in record}
+        self._record(cell, data, record, hashes[cell], record["wall_time_s"], extra={**extra,
+                                                                                     "same_run_as": record["method"]})
+
     def _guarded(self, cells, function, *arguments):
         try:
             function(*arguments)
@@ -291,9 +316,11 @@ class BenchmarkRunner:
             plans[task] = (data, hashes, todo)
             logger.info("%s: %d cells planned, %d done, %d to run", task, len(cells), len(cells) - len(todo), len(todo))
         if self.options.dry_run:
-            for task, (_, _, todo) in plans.items():
+            for task, (data, _, todo) in plans.items():
                 for cell in todo:
-                    print("to run:", *cell)
+                    same_run = (None if self.options.force or get_methods([cell.method])[0].kind != "trained"
+                                else self._same_run_record(cell, data))
+                    print("to run:", *cell, *([] if same_run is None else [f"(same run as {same_run['method']})"]))
             return 0
         self.write_reports()
         progress = tqdm(total=sum(len(todo) for _, _, todo in plans.values()), desc="benchmark", unit="cell")
@@ -318,6 +345,11 @@ class BenchmarkRunner:
                 progress.update(1)
             groups = {}
             for cell in (cell for cell in todo if kinds[cell] == "trained"):
+                same_run = None if self.options.force else self._same_run_record(cell, data)
+                if same_run is not None:
+                    self._record_same_run(cell, data, hashes, same_run)
+                    progress.update(1)
+                    continue
                 method = get_methods([cell.method])[0]
                 key = (self.trained.training_hash(method, data, cell.k, cell.seed), cell.k, cell.seed)
                 groups.setdefault(key, []).append(cell)
