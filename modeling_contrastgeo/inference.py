@@ -7,6 +7,8 @@ top-k -> optional TLM re-ranking of the top candidates. With a place prior (`con
 log-probabilities get the log prior added before the softmax (Bayes' rule; see `place_prior.py`).
 """
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -16,6 +18,13 @@ from .places import normalize_places, places_fingerprint, validate_texts
 _MAX_CACHED_GALLERIES = 4
 # Range of a fitted calibration temperature (the logits are cosines times the logit scale, 1/0.03 at init).
 _MIN_TEMPERATURE, _MAX_TEMPERATURE = 0.05, 20.0
+
+
+def _positive_int(value, name):
+    """`value` as an int; ValueError naming `name` unless it is a whole number >= 1 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 class GeolocationMixin:
@@ -67,6 +76,7 @@ class GeolocationMixin:
         """(N, D) L2-normalised post embeddings, batched, in input order (batches are formed by length).
         Blank posts raise a ValueError unless `allow_blank` (see `places.validate_texts`)."""
         texts = validate_texts(texts, allow_blank)
+        batch_size = _positive_int(batch_size, "batch_size")
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         embeddings = [None] * len(texts)
         for start in range(0, len(texts), batch_size):
@@ -83,6 +93,7 @@ class GeolocationMixin:
     def encode_places(self, places, batch_size: int = 256) -> torch.Tensor:
         """(C, D) L2-normalised place embeddings in input order (uncached; see `gallery_embeddings`)."""
         places = normalize_places(places)
+        batch_size = _positive_int(batch_size, "batch_size")
         # Batches of names of similar length pad less (1.3-1.6x faster for GeoNames galleries).
         order = sorted(range(len(places)), key=lambda i: len(places[i]["name"]))
         chunks = []
@@ -171,6 +182,7 @@ class GeolocationMixin:
         """(N, C) float32 logits of every place in the gallery before the calibration temperature, and the gallery.
         `predict_scores` is their softmax after dividing by `config.probability_temperature`. Blank posts raise a
         ValueError unless `allow_blank` (then they are scored from the special tokens alone)."""
+        batch_size = _positive_int(batch_size, "batch_size")
         places = self.resolve_places(places)
         was_training = self.training
         self.eval()
@@ -211,8 +223,9 @@ class GeolocationMixin:
             probabilities over the gallery (they sum to at most 1).
         """
         texts = validate_texts(texts, allow_blank)
-        if not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        top_k, batch_size = _positive_int(top_k, "top_k"), _positive_int(batch_size, "batch_size")
+        if rerank_top_k is not None:
+            rerank_top_k = _positive_int(rerank_top_k, "rerank_top_k")
         places = self.resolve_places(places)
         log_prior = self.place_log_prior(places, place_prior)
         rerank_top_k = rerank_top_k or self.config.rerank_top_k or 10

@@ -105,7 +105,7 @@ def normalize_places(places) -> list[dict]:
     rows = _rows_of_table(places)
     if not rows:
         raise ValueError("the gallery of places is empty: give at least one place")
-    normalized = []
+    normalized, first_index = [], {}
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise ValueError(f"place {index} must be a mapping with name, latitude, longitude, got {row!r}")
@@ -116,6 +116,11 @@ def normalize_places(places) -> list[dict]:
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"place {index}: name is missing or empty ({name!r})")
         latitude, longitude = check_coordinate(row["latitude"], row["longitude"], f"place {index} ({name})")
+        # Two equal places would be two classes that split one place's probability between them.
+        earlier = first_index.setdefault((name, latitude, longitude), index)
+        if earlier != index:
+            raise ValueError(f"place {index} repeats place {earlier} ({name}, {latitude}, {longitude}): each place of "
+                             "a gallery is a class; remove the copy")
         normalized.append({**dict(row), "name": name, "latitude": latitude, "longitude": longitude})
     return normalized
 

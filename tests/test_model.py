@@ -1,5 +1,6 @@
 """ContrastGeoModel with tiny configs: every location mode, encoder, fusion strategy and objective."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -234,6 +235,7 @@ def test_blank_posts_are_scored_only_when_allowed(tiny_encoder):
         ({"latitude": 0.0, "longitude": 0.0}, "place 1 is missing name"),
         ({"name": " ", "latitude": 0.0, "longitude": 0.0}, "name is missing or empty"),
         ({"name": "X", "latitude": "north", "longitude": 0.0}, "must be numbers"),
+        (dict(SWISS_PLACES[0]), r"place 1 repeats place 0 \(Zürich, Switzerland, 47.36667, 8.55\)"),
     ],
 )
 def test_bad_places(tiny_encoder, place, message):
@@ -248,8 +250,14 @@ def test_empty_gallery_and_bad_latlon_tensor(tiny_encoder):
         model.geolocate(["Grüezi"], places=[])
     with pytest.raises(ValueError, match="latitude"):
         model.get_location_features(place_latlon=torch.tensor([[95.0, 8.0]]))
-    with pytest.raises(ValueError, match="top_k"):
-        model.geolocate(["Grüezi"], top_k=0)
+    for arguments in ({"top_k": 0}, {"top_k": True}, {"top_k": 2.0}, {"batch_size": 0}, {"rerank_top_k": -1}):
+        [(name, value)] = arguments.items()
+        with pytest.raises(ValueError, match=f"{name} must be a positive integer, got {value!r}"):
+            model.geolocate(["Grüezi"], rerank=True, **arguments)
+    for method in (model.encode_posts, model.predict_logits):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+            method(["Grüezi"], batch_size=0)
+    assert len(model.geolocate(["Grüezi"], top_k=np.int64(2))[0]) == 2  # numpy integers are whole numbers too
 
 
 def test_bad_config_values():

@@ -76,6 +76,8 @@ def test_shipped_configs_parse(name):
     ("model_config:\n  tlm_fusion: concat\n  places: []\n", "come from the data"),
     ("place_prior: census\n", "--place-prior got 'census': must be one of population or none"),
     ("place_prior_weight: -1\n", "--place-prior-weight got -1: must be a finite number >= 0"),
+    ("learning_rate: -1.0\n", "--learning-rate got -1.0: must be a finite number >= 0"),
+    ("lora_learning_rate: .nan\n", "--lora-learning-rate got nan: must be a finite number >= 0"),
 ])
 def test_bad_config_values_are_named(posts_file, tmp_path, content, message):
     from contrastgeo.training import parse_args

@@ -125,13 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     optimisation.add_argument("--min-train-steps", type=arg_types.non_negative_int,
                               help="floor on optimizer steps (small few-shot sets get more epochs)")
     optimisation.add_argument("--max-train-steps", type=arg_types.optional_int, help="exact number of optimizer steps")
-    optimisation.add_argument("--learning-rate", type=float, help="text encoder learning rate")
-    optimisation.add_argument("--head-learning-rate", type=float,
+    optimisation.add_argument("--learning-rate", type=arg_types.non_negative_float, help="text encoder learning rate")
+    optimisation.add_argument("--head-learning-rate", type=arg_types.non_negative_float,
                               help="projection, location encoder, TLM/classifier heads, logit scale")
     optimisation.add_argument("--char-ngram-learning-rate", type=arg_types.optional_non_negative_float,
                               help="character n-gram channel: 0 keeps its start (contrastgeo default), none trains "
                                    "it at the head learning rate (classifier default)")
-    optimisation.add_argument("--weight-decay", type=float)
+    optimisation.add_argument("--weight-decay", type=arg_types.non_negative_float)
     optimisation.add_argument("--warmup-ratio", type=arg_types.fraction)
     optimisation.add_argument("--lr-scheduler", choices=("linear", "cosine", "constant_with_warmup"))
     optimisation.add_argument("--calibration", choices=("heldout", "support", "none"),
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     lora.add_argument("--lora-alpha", type=float)
     lora.add_argument("--lora-dropout", type=float)
     lora.add_argument("--lora-target-modules", nargs="+", help="module names (BERT: query value key dense)")
-    lora.add_argument("--lora-learning-rate", type=float)
+    lora.add_argument("--lora-learning-rate", type=arg_types.non_negative_float)
     lora.add_argument("--save-lora-adapter", action="store_true",
                       help="also save the text encoder's adapter (PEFT format) in OUTPUT_DIR/text_encoder_lora")
 
