@@ -235,6 +235,16 @@ def test_region_populations_come_from_the_train_file_only(tmp_path, caplog):
     assert len(data.eval["text"]) == len(posts)
 
 
+def test_a_single_place_is_an_error(tmp_path):
+    from contrastgeo.training import parse_args
+    from contrastgeo.training.data import load_geolocation_data
+
+    pd.DataFrame({"text": ["a", "b"], "label": ["Bern", "Bern"], "latitude": [46.9, 46.9],
+                  "longitude": [7.4, 7.4]}).to_csv(tmp_path / "posts.csv", index=False)
+    with pytest.raises(ValueError, match="one place \\('Bern'\\) for every post"):
+        load_geolocation_data(parse_args(["--train-file", tmp_path / "posts.csv", "--output-dir", tmp_path / "out"]))
+
+
 def test_eval_labels_unknown_to_training_are_an_error(tiny, tmp_path):
     query = pd.read_csv(tiny["query"])
     query.loc[3, "label"] = "Atlantis"
@@ -245,6 +255,9 @@ def test_eval_labels_unknown_to_training_are_an_error(tiny, tmp_path):
         train(argv)
 
 
+# peft's PeftModel.from_pretrained, called by this test, reads transformers' deprecated alias (the package filters it
+# where it calls peft itself, in contrastgeo.training.lora).
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 def test_lora_merged_model_loads_and_equals_base_plus_adapter(tiny, tmp_path):
     from peft import PeftModel
     from transformers import AutoModel

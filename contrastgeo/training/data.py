@@ -165,6 +165,10 @@ def load_geolocation_data(args) -> GeolocationData:
             labels = align_labels(query["label"], _label_names(query, args.eval_file), label_names, args.eval_file)
             evaluation = _eval_columns(query, labels)
         source = {"train_file": str(args.train_file), "eval_file": args.eval_file, "places_file": args.places_file}
+    if len(places) < 2:
+        where = args.train_file if args.task is None else f"task {args.task}"
+        raise ValueError(f"{where}: one place ({places[0]['name']!r}) for every post: a model that tells places apart "
+                         "needs posts of at least two labels")
     pool_size = len(pool)
     pool = pool.select_columns(["text", "label"])
     train, heldout = pool, None
