@@ -104,6 +104,11 @@ def test_two_cpu_processes_match_one_process_with_the_joint_batch(tmp_path, mini
     # 1e-5 relative with the channel started before training, 2.9e-4 with the late start, T = 8.95). A fit that stops
     # early (the fixed-step L-BFGS fixed at stop 10) differed by 3e-3 and still fails here.
     fitted = ("probability_temperature", "ece", "without_place_prior/ece")  # the ECE with and without the place prior
-    assert {k: v for k, v in eval_two.items() if k not in fitted} == pytest.approx(
-        {k: v for k, v in eval_one.items() if k not in fitted})
+    # The ECE at temperature 1 averages probabilities, which carry the weights' float noise (equal to 1e-4 above):
+    # measured 2.5e-6 relative (without the prior) on one machine. The other metrics count argmax hits or
+    # distances from them, and match to pytest.approx's default.
+    uncalibrated = ("ece_uncalibrated", "without_place_prior/ece_uncalibrated")
+    assert {k: v for k, v in eval_two.items() if k not in fitted + uncalibrated} == pytest.approx(
+        {k: v for k, v in eval_one.items() if k not in fitted + uncalibrated})
+    assert [eval_two[k] for k in uncalibrated] == pytest.approx([eval_one[k] for k in uncalibrated], rel=1e-4)
     assert [eval_two[k] for k in fitted] == pytest.approx([eval_one[k] for k in fitted], rel=1e-3)
