@@ -204,18 +204,18 @@ class BenchmarkRunner:
         """Keys of the records whose config hash is not the one their cell has under the current code and defaults:
         an earlier configuration's results, reported with a mark until a run replaces them. Hashing loads the
         records' tasks and parses trained methods' flags; nothing is run."""
-        stale = set()
-        for record in self.store.records:
-            key = record_key(record)
-            if record["method"] not in METHODS_BY_NAME:
-                continue  # a method that no longer exists: the reports leave it out
-            if key not in self._expected_hashes:
-                if record["task"] not in self._hashing_data:
-                    self._hashing_data[record["task"]] = load_task_data(record["task"], self.options.raw_dir)
-                self._expected_hashes[key] = self.cell_hash(Cell(*key), self._hashing_data[record["task"]])
-            if self._expected_hashes[key] != record["config_hash"]:
-                stale.add(key)
-        return stale
+        return {record_key(record) for record in self.store.records
+                # a method that no longer exists: the reports leave it out
+                if record["method"] in METHODS_BY_NAME and not self._is_current(record)}
+
+    def _is_current(self, record):
+        """Whether a record's config hash is the one its cell has under the current code (cached per cell)."""
+        key = record_key(record)
+        if key not in self._expected_hashes:
+            if record["task"] not in self._hashing_data:
+                self._hashing_data[record["task"]] = load_task_data(record["task"], self.options.raw_dir)
+            self._expected_hashes[key] = self.cell_hash(Cell(*key), self._hashing_data[record["task"]])
+        return self._expected_hashes[key] == record["config_hash"]
 
     def write_reports(self):
         stale = self.stale_keys()
@@ -273,9 +273,7 @@ class BenchmarkRunner:
                     or (record["task"], record["k"], record["seed"]) != (cell.task, cell.k, cell.seed)
                     or other.evaluation != method.evaluation):
                 continue
-            other_cell = Cell(cell.task, other.name, cell.k, cell.seed)
-            if (self.trained.training_hash(other, data, cell.k, cell.seed) == training_hash
-                    and record["config_hash"] == self.cell_hash(other_cell, data)):
+            if self.trained.training_hash(other, data, cell.k, cell.seed) == training_hash and self._is_current(record):
                 return record
         return None
 
