@@ -1,6 +1,7 @@
 """Shared test fixtures: offline environment, the raw data folder, real MiniLM weights, built tasks."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,16 @@ def raw_data_dir_or_none():
     """$CONTRASTGEO_RAW_DIR, else ../shared/data beside the repository; None when the folder does not exist."""
     folder = Path(os.environ[RAW_DIR_ENV]) if os.environ.get(RAW_DIR_ENV) else REPO_ROOT.parent / "shared" / "data"
     return folder if folder.is_dir() else None
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Accelerate keeps one state per process: a test that trained in bf16 must not set the next test's precision."""
+    yield
+    if "accelerate.state" in sys.modules:
+        from tests.train_runs import reset_accelerate_state
+
+        reset_accelerate_state()
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +61,15 @@ def built_task(raw_data_dir):
         return cache[name]
 
     return get
+
+
+@pytest.fixture
+def hub_stand_in():
+    """A started local stand-in for the Hugging Face Hub's HTTP API (tests.hub_stand_in.HubStandIn), stopped after.
+
+    Client code reads HF_ENDPOINT at import, so drive it in a subprocess with env=hub_stand_in.client_env(folder).
+    """
+    from tests.hub_stand_in import HubStandIn
+
+    with HubStandIn() as hub:
+        yield hub

@@ -267,6 +267,34 @@ def test_write_dataset_writes_selected_rows_and_refuses_foreign_files(tmp_path):
         write_dataset(datasets.DatasetDict({"pool": task["pool"].select([])}), tmp_path / "empty", card)
 
 
+PUSH_THEN_LOAD = """
+import datasets
+from datasets_scripts.__main__ import main as datasets_cli
+status = datasets_cli(["push", "--data-dir", ARGS["folder"], "--repo-id", "dialects/vardial-ch"])
+# The Parquet export is served by datasets-server.<endpoint host>, which the stand-in is not.
+datasets.config.USE_PARQUET_EXPORT = False
+pool = datasets.load_dataset("dialects/vardial-ch", split="pool")
+places = datasets.load_dataset("dialects/vardial-ch", "places", split="places")
+RESULT = {"status": status, "pool": pool.to_pandas().to_dict("list"), "labels": pool.features["label"].names,
+          "places": places.to_pandas().to_dict("list")}
+"""
+
+
+@pytest.mark.slow
+def test_pushed_task_loads_from_the_hub_by_repo_id(hub_stand_in, tmp_path):
+    from tests.hub_clients import run_client
+
+    result = run_client(hub_stand_in, tmp_path / "hf_home", PUSH_THEN_LOAD, folder=str(VENDORED_DIR / "vardial-ch"))
+    assert result["status"] == 0
+    local = datasets.load_dataset(str(VENDORED_DIR / "vardial-ch"))
+    assert result["pool"] == local["pool"].to_pandas().to_dict("list")
+    assert result["labels"] == local["pool"].features["label"].names
+    local_places = datasets.load_dataset(str(VENDORED_DIR / "vardial-ch"), "places", split="places")
+    assert result["places"] == local_places.to_pandas().to_dict("list")
+    uploaded = hub_stand_in.files("dialects/vardial-ch", repo_type="dataset")
+    assert set(uploaded) == {path.name for path in (VENDORED_DIR / "vardial-ch").iterdir()}
+
+
 def test_push_checks_the_folder_and_the_offline_switch_before_any_network(tmp_path, monkeypatch):
     from datasets_scripts.__main__ import main as datasets_cli
     from datasets_scripts.hub import push_dataset_folder
@@ -274,7 +302,7 @@ def test_push_checks_the_folder_and_the_offline_switch_before_any_network(tmp_pa
     with pytest.raises(ValueError, match="not a dataset folder"):
         push_dataset_folder(tmp_path, "user/empty")
     folder = VENDORED_DIR / "vardial-ch"
-    with pytest.raises(ValueError, match="repo_id must look like"):
+    with pytest.raises(ValueError, match="'a/b/c' is not a Hub repository id"):
         push_dataset_folder(folder, "a/b/c")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ValueError, match="HF_HUB_OFFLINE is set"):

@@ -19,6 +19,9 @@ def test_csp_run_then_contrastgeo_initialised_from_it(tiny, tmp_path):
                      "--logging-steps", 1, "--eval-fraction", 0.25, *COORDINATE_CONFIG])
     assert {"loss_in_batch", "loss_random_location", "retrieval_top1"} <= set(results)
     assert results["num_examples"] == 9  # 25% of 36 rows held out
+    card = (csp_dir / "README.md").read_text(encoding="utf-8")
+    assert "model.get_location_features(place_latlon=" in card and "model-index" not in card
+    assert load_saved(csp_dir).get_location_features(place_latlon=torch.tensor([[47.37, 8.54]])).shape[0] == 1
     history = log_history(csp_dir)
     assert all(math.isfinite(record["loss_dropout_view"]) for record in history)
 

