@@ -10,6 +10,7 @@ Objectives (`forward(objective=...)`):
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -28,6 +29,8 @@ from .pipeline_geolocation import geolocation_custom_pipelines
 from .places import normalize_places
 
 OBJECTIVES = ("contrastgeo", "csp", "location-prior")
+# What `save_pretrained(..., push_to_hub=True, **kwargs)` hands on to `push_to_hub`, as transformers does.
+_PUSH_ARGUMENTS = ("repo_id", "commit_message", "commit_description", "private", "create_pr", "revision", "tags")
 
 
 @dataclass
@@ -187,14 +190,21 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
     def tokenizer(self, tokenizer):
         self._tokenizer = tokenizer
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save weights (safetensors), config (with the label set), remote code and the tokenizer."""
-        kwargs.setdefault("safe_serialization", True)
+    def save_pretrained(self, save_directory, *args, push_to_hub=False, **kwargs):
+        """Save weights (safetensors), config (with the label set), remote code and the tokenizer; with
+        `push_to_hub=True` also push them (`repo_id`, default the folder's name, and the other arguments of
+        `push_to_hub`)."""
+        hub_kwargs = {key: kwargs.pop(key) for key in _PUSH_ARGUMENTS if key in kwargs}
         # config.json names the pipeline class, whose file travels with the modeling code (a relative import above).
         self.config.custom_pipelines = geolocation_custom_pipelines()
         super().save_pretrained(save_directory, *args, **kwargs)
         if self._tokenizer is not None or self.config.name_or_path or self.config.text_encoder_name_or_path:
             self.tokenizer.save_pretrained(save_directory)
+        if push_to_hub:
+            # transformers would upload from inside super().save_pretrained, before the tokenizer is written;
+            # push_to_hub saves everything again into a temporary folder and uploads that.
+            repo_id = hub_kwargs.pop("repo_id", None) or Path(save_directory).resolve().name
+            self.push_to_hub(repo_id, token=kwargs.get("token"), **hub_kwargs)
 
     def set_places(self, places) -> None:
         """Replace the label set saved with the model (label i = places[i])."""

@@ -1,4 +1,4 @@
-"""The model card train.py writes: Hub metadata that parses, numbers read from the run, and the hub flags' checks."""
+"""The model card train.py writes (Hub metadata that parses, numbers read from the run) and pushes to a stand-in Hub."""
 
 import json
 from pathlib import Path
@@ -131,3 +131,37 @@ def test_a_refused_push_keeps_the_saved_model_and_says_how_to_retry(tiny, tmp_pa
     assert message.startswith(f"the model is saved in {output_dir}, but pushing it to 'bare-name' failed")
     assert f"hf upload bare-name {output_dir}" in message
     assert (output_dir / "model.safetensors").is_file() and (output_dir / "README.md").is_file()
+
+
+PUSH_FROM_PYTHON = """
+from modeling_contrastgeo import ContrastGeoModel
+model = ContrastGeoModel.from_pretrained(ARGS["folder"])
+model.push_to_hub("dialects/from-python")
+model.save_pretrained(ARGS["copy"], push_to_hub=True, repo_id="dialects/saved-and-pushed")
+RESULT = None
+"""
+PIPELINE_BY_REPO_ID = """
+from transformers import pipeline
+geolocator = pipeline("geolocation", model="dialects/from-python", trust_remote_code=True)
+RESULT = geolocator(ARGS["posts"], top_k=2)
+"""
+
+
+@pytest.mark.slow
+def test_model_push_to_hub_then_the_pipeline_by_repo_id(tiny, tmp_path, hub_stand_in):
+    """Both of transformers' ways to push (push_to_hub, save_pretrained(push_to_hub=True)) carry the remote code, the
+    tokenizer and the pipeline, so that `pipeline(..., model=repo_id)` works."""
+    from transformers import pipeline
+
+    output_dir = tmp_path / "run"
+    train(geolocation_argv(tiny, output_dir))
+    run_client(hub_stand_in, tmp_path / "hf_home", PUSH_FROM_PYTHON, folder=str(output_dir), copy=str(tmp_path / "copy"))
+    for repo_id in ("dialects/from-python", "dialects/saved-and-pushed"):
+        assert {"config.json", "model.safetensors", "modeling_contrastgeo.py", "pipeline_geolocation.py",
+                "tokenizer.json"} <= set(hub_stand_in.files(repo_id)), repo_id
+    assert (tmp_path / "copy" / "tokenizer.json").is_file()
+
+    posts = ["Grüezi mitenand, hüt gö mer id Badi", "Basler Fasnacht isch s Beschte"]
+    expected = pipeline("geolocation", model=str(output_dir), trust_remote_code=True)(posts, top_k=2)
+    loaded = run_client(hub_stand_in, tmp_path / "hf_home_reader", PIPELINE_BY_REPO_ID, cwd=tmp_path, posts=posts)
+    assert loaded == json.loads(json.dumps(expected))
