@@ -138,9 +138,9 @@ def _settings_table(config, model_config):
     return "\n".join(rows)
 
 
-_GEOLOCATE_EXAMPLE = """model.geolocate(["Grüezi mitenand, hüt gö mer id Badi"], top_k=3)
+_GEOLOCATE_EXAMPLE = """model.geolocate(["Off to the lake with the kids, the weather is perfect"], top_k=3)
 # -> one list per post, best first: [{"name": ..., "latitude": ..., "longitude": ..., "score": ...}, ...]
-model.geolocate(posts, places="geonames:CH")  # or any list of {"name", "latitude", "longitude"}"""
+model.geolocate(posts, places="geonames")  # GeoNames cities as candidates (or a list of {name, latitude, longitude})"""
 _USE_EXAMPLES = {
     "csp": """import torch
 location_embeds = model.get_location_features(place_latlon=torch.tensor([[47.37, 8.54]]))  # (N, 2) latitude, longitude
