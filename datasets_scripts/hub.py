@@ -1,9 +1,11 @@
-"""Publish a folder to the Hugging Face Hub: a written dataset (Parquet splits + card) or a trained model folder.
+"""Publish a folder to the Hugging Face Hub: a written dataset (Parquet splits + card), a trained model folder or
+the geolocation metric's Space.
 
 The folder `write_dataset` writes is already in the Hub's layout: the card's YAML `configs:` name the Parquet file
 of each split, so the uploaded repository loads with `datasets.load_dataset("<user>/<name>")` as it does locally.
-train.py's `--push-to-hub` uploads its output folder the same way (`push_folder`). The endpoint is
-huggingface_hub's (`HF_ENDPOINT`, e.g. a private Hub), the token its usual one (`HF_TOKEN` or `hf auth login`).
+train.py's `--push-to-hub` uploads its output folder the same way (`push_folder`), as does `python -m
+contrastgeo.metrics push` the metric. The endpoint is huggingface_hub's (`HF_ENDPOINT`, e.g. a private Hub), the
+token its usual one (`HF_TOKEN` or `hf auth login`).
 """
 
 import os
@@ -27,16 +29,17 @@ def check_can_push(repo_id):
 
 
 def push_folder(folder, repo_id, repo_type="model", private=False, revision=None, commit_message=None,
-                allow_patterns=None, ignore_patterns=None, token=None):
+                allow_patterns=None, ignore_patterns=None, token=None, space_sdk=None):
     """Create the repository `repo_id` when needed and upload the folder (filtered by the patterns) in one commit.
 
-    Returns the URL of the commit."""
+    Returns the URL of the commit. `space_sdk` ("gradio", ...) is required for a Space (`repo_type="space"`)."""
     check_can_push(repo_id)
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     # None leaves a new repository at the account's default visibility (and an existing one as it is).
-    api.create_repo(repo_id, repo_type=repo_type, private=True if private else None, exist_ok=True)
+    api.create_repo(repo_id, repo_type=repo_type, private=True if private else None, exist_ok=True,
+                    space_sdk=space_sdk)
     commit = api.upload_folder(
         folder_path=str(folder), repo_id=repo_id, repo_type=repo_type, revision=revision,
         allow_patterns=allow_patterns, ignore_patterns=ignore_patterns,
