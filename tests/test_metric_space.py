@@ -1,13 +1,16 @@
 """The geolocation metric on the Hub: its Space (module named after the Space, card, widget) pushed to the Hub
-stand-in and loaded back with `evaluate.load("<user>/<space>")`; the widget's scoring."""
+stand-in and loaded back with `evaluate.load("<user>/<space>")`; the widget's scoring, and its page in Chromium."""
 
 import importlib.util
+import os
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from contrastgeo.metrics import GEOLOCATION_METRIC_PATH, compute_geolocation_metrics
+from tests.browser import chromium_page, free_port, served_app
 from tests.hub_clients import run_client
 
 PUSH_THEN_LOAD = """
@@ -75,3 +78,20 @@ def test_widget_names_the_bad_cell(widget, change, message):
     table = pd.DataFrame(widget.EXAMPLE_ROWS, columns=widget.COORDINATE_COLUMNS + widget.LABEL_COLUMNS)
     with pytest.raises(ValueError, match=message):
         widget.score_table(table.assign(**change))
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_widget_in_headless_chromium(widget, tmp_path):
+    mean_km = widget.score_table(pd.DataFrame(widget.EXAMPLE_ROWS, columns=widget.COORDINATE_COLUMNS
+                                              + widget.LABEL_COLUMNS))["mean_km"]
+    port, log_path = free_port(), tmp_path / "widget.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+    command = [sys.executable, str(Path(GEOLOCATION_METRIC_PATH) / "app.py")]
+    with served_app(command, env, port, log_path) as url, chromium_page(url) as (page, expect, outside_requests):
+        page.locator("#score").click()
+        expect(page.locator("#scores")).to_contain_text(str(mean_km)[:8], timeout=60_000)
+        expect(page.locator("#scores")).to_contain_text("top1")
+        assert outside_requests == [], f"the page reached outside the app: {outside_requests}"
+    assert "Traceback" not in log_path.read_text()

@@ -1,18 +1,14 @@
 """The Gradio Space: prediction function, SVG map, start-up, and the page in headless Chromium."""
 
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.browser import chromium_page, free_port, served_app
 
 SPACE_DIR = Path(__file__).resolve().parents[1] / "space"
 sys.path.insert(0, str(SPACE_DIR))  # the Space's modules import each other as top-level modules, as on the Hub
@@ -20,9 +16,6 @@ sys.path.insert(0, str(SPACE_DIR))  # the Space's modules import each other as t
 import app as space_app  # noqa: E402
 import map_svg  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SVG = "{http://www.w3.org/2000/svg}"
 # Real places (GeoNames coordinates) for the tiny model's label set.
 PLACES = [
@@ -242,85 +235,34 @@ def test_default_model_is_the_quickstart_output(monkeypatch, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- browser
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_server(url, process, log_path, timeout=90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the app exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"the app did not answer on {url} within {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
-
-
 @pytest.mark.slow
 @pytest.mark.browser
 def test_page_in_headless_chromium(tiny_model_dir, tiny_model, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium to run the browser test")
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     post = "Grüezi mitenand, s'Tram isch scho wieder z'spät"
     expected_best = tiny_model.geolocate([post], top_k=1)[0][0]["name"]
     with_prior = tiny_model.geolocate([post], top_k=5, place_prior="population")[0]
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/"
-    log_path = tmp_path / "app.log"
+    port, log_path = free_port(), tmp_path / "app.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, str(SPACE_DIR / "app.py"), "--model", str(tiny_model_dir),
-                                   "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    try:
-        _wait_for_server(url, server, log_path)
-        with playwright_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch_persistent_context(
-                profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS,
-                viewport={"width": 1200, "height": 1500},
-            )
-            try:
-                page = browser.new_page()
-                outside_requests = []
-                page.on("request", lambda request: None if request.url.startswith((url, "data:", "blob:"))
-                        else outside_requests.append(request.url))
-                page.goto(url)
-                page.locator("#posts textarea").fill(post)
-                page.locator("#geolocate").click()
-                expect = playwright_api.expect
-                expect(page.locator("#results")).to_contain_text(expected_best, timeout=60_000)
-                expect(page.locator("#map svg circle.prediction")).to_have_count(5, timeout=30_000)
-                expect(page.locator("#map svg path.land")).to_have_count(1)
-                page.screenshot(path=str(tmp_path / "space.png"), full_page=True)
+    command = [sys.executable, str(SPACE_DIR / "app.py"), "--model", str(tiny_model_dir), "--port", str(port)]
+    with served_app(command, env, port, log_path) as url, chromium_page(url) as (page, expect, outside_requests):
+        page.locator("#posts textarea").fill(post)
+        page.locator("#geolocate").click()
+        expect(page.locator("#results")).to_contain_text(expected_best, timeout=60_000)
+        expect(page.locator("#map svg circle.prediction")).to_have_count(5, timeout=30_000)
+        expect(page.locator("#map svg path.land")).to_have_count(1)
+        page.screenshot(path=str(tmp_path / "space.png"), full_page=True)
 
-                # The population checkbox reaches geolocate: its best place is the model's with the prior.
-                checkbox = page.locator("#place-prior input[type=checkbox]")
-                assert not checkbox.is_checked()  # the tiny model has no prior of its own
-                checkbox.check()
-                page.locator("#geolocate").click()
-                expect(page.locator("#results")).to_contain_text(str(round(with_prior[0]["score"], 4)), timeout=60_000)
-                expect(page.locator("#results")).to_contain_text(with_prior[0]["name"])
+        # The population checkbox reaches geolocate: its best place is the model's with the prior.
+        checkbox = page.locator("#place-prior input[type=checkbox]")
+        assert not checkbox.is_checked()  # the tiny model has no prior of its own
+        checkbox.check()
+        page.locator("#geolocate").click()
+        expect(page.locator("#results")).to_contain_text(str(round(with_prior[0]["score"], 4)), timeout=60_000)
+        expect(page.locator("#results")).to_contain_text(with_prior[0]["name"])
 
-                page.locator("#posts textarea").fill("")
-                page.locator("#geolocate").click()
-                expect(page.get_by_text("Enter at least one post")).to_be_visible(timeout=30_000)
-                assert outside_requests == [], f"the page reached outside the app: {outside_requests}"
-            finally:
-                browser.close()
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        shutil.rmtree(profile, ignore_errors=True)
+        page.locator("#posts textarea").fill("")
+        page.locator("#geolocate").click()
+        expect(page.get_by_text("Enter at least one post")).to_be_visible(timeout=30_000)
+        assert outside_requests == [], f"the page reached outside the app: {outside_requests}"
     assert (tmp_path / "space.png").stat().st_size > 10_000
     assert "Traceback" not in log_path.read_text()

@@ -69,9 +69,9 @@ def build_demo(module_path=None):
         gr.Markdown("# Geolocation metric\nGreat-circle error (haversine, km) and place-label accuracy. One example "
                     "per row; leave the label columns empty to score coordinates only.")
         table = gr.Dataframe(value=EXAMPLE_ROWS, headers=COORDINATE_COLUMNS + LABEL_COLUMNS, column_count=6,
-                             datatype="number", interactive=True, label="examples")
-        button = gr.Button("Score", variant="primary")
-        scores = gr.JSON(label="scores")
+                             datatype="number", interactive=True, label="examples", elem_id="examples")
+        button = gr.Button("Score", variant="primary", elem_id="score")
+        scores = gr.JSON(label="scores", elem_id="scores")
         button.click(score, inputs=table, outputs=scores)
     return demo
 
