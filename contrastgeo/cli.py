@@ -4,6 +4,7 @@
 contrastgeo predict --model DIR --input posts.csv --output predictions.csv [--top-k 5] [--places geonames:CH]
 cat posts.jsonl | contrastgeo predict --model DIR --input - --output - > predictions.jsonl
 accelerate launch --num_processes 8 -m contrastgeo.cli predict --model DIR --input posts.parquet --output out.parquet
+contrastgeo push-space --repo-id you/contrastgeo-demo --model you/swiss-k16   # the demo as a Hub Space
 ```
 
 `predict` reads CSV / JSONL / Parquet (by extension or `--input-format`; stdin with `--input -`, JSONL unless
@@ -113,7 +114,28 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default=None, help="e.g. cpu, cuda:0 (default: accelerate's, else cuda if any)")
     predict.add_argument("--quiet", action="store_true", help="no progress bar or summary on stderr")
     predict.set_defaults(handler=run_predict)
+    space = commands.add_parser(
+        "push-space", help="deploy the demo as a Hugging Face Space serving a model from the Hub",
+        description="Upload space/ (app, map, requirements, card) to a Gradio Space and set its CONTRASTGEO_MODEL "
+                    "variable to the model repository (see contrastgeo.space_hub).",
+    )
+    space.add_argument("--repo-id", required=True, help="the Space, e.g. you/contrastgeo-demo")
+    space.add_argument("--model", required=True, help="the model repository the Space serves, e.g. you/swiss-k16")
+    space.add_argument("--private", action="store_true")
+    space.set_defaults(handler=run_push_space)
     return parser
+
+
+def run_push_space(args) -> int:
+    from .space_hub import push_space
+
+    try:
+        url = push_space(args.repo_id, args.model, private=args.private)
+    except ValueError as error:
+        print(f"push-space: {error}", file=sys.stderr)
+        return 1
+    print(f"deployed the demo for {args.model} to {url}")
+    return 0
 
 
 def _process_state(device):

@@ -22,25 +22,33 @@ socket.getaddrinfo = _loopback_only
 ARGS = json.loads(sys.argv[1])
 """
 
-def run_client(hub, hf_home, script, cwd=REPO_ROOT, **args):
-    """Run `script` against `hub` in a fresh Python with `args` as ARGS; returns its RESULT (through JSON)."""
+def run_client(hub, hf_home, script, cwd=REPO_ROOT, extra_env=None, **args):
+    """Run `script` against `hub` in a fresh Python with `args` as ARGS (and `extra_env` added to its environment);
+    returns its RESULT (through JSON)."""
+    args.setdefault("package_root", str(REPO_ROOT))
     code = LOOPBACK_ONLY + textwrap.dedent(script) + "\nprint('RESULT' + json.dumps(RESULT))\n"
-    completed = subprocess.run([sys.executable, "-c", code, json.dumps(args)], cwd=cwd, env=hub.client_env(hf_home),
+    env = {**hub.client_env(hf_home), **(extra_env or {})}
+    completed = subprocess.run([sys.executable, "-c", code, json.dumps(args)], cwd=cwd, env=env,
                                capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert completed.returncode == 0, completed.stderr[-4000:]
     line = next(line for line in completed.stdout.splitlines() if line.startswith("RESULT"))
     return json.loads(line[len("RESULT"):])
 
 
-REMOTE_CODE = """
+# Prepended to a client that must work without this project (what it needs comes from the Hub): hides the project
+# from sys.path and from an editable install's import finder.
+HIDE_PROJECT = """
 import importlib.abc
-# Only the repo's own .py files may define the model: hide the project (sys.path, and an editable install's finder).
 sys.path = [p for p in sys.path if p not in ("", ".", ARGS["package_root"])]
 class HideProjectPackages(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in ("modeling_contrastgeo", "contrastgeo", "datasets_scripts"):
             raise ImportError(f"{name} is hidden from this process")
 sys.meta_path.insert(0, HideProjectPackages())
+"""
+
+# Only the repo's own .py files may define the model.
+REMOTE_CODE = HIDE_PROJECT + """
 from transformers import AutoModel
 model = AutoModel.from_pretrained(ARGS["repo"], trust_remote_code=True)
 assert type(model).__module__.startswith("transformers_modules"), type(model).__module__

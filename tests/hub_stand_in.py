@@ -13,6 +13,7 @@ Implemented (repo ids must be "namespace/name"; repo types model, dataset, space
 - POST /api/{type}s/{repo}/paths-info/{rev}              form field `paths`
 - POST /api/{type}s/{repo}/preupload/{rev}               answers uploadMode "regular" for every file
 - POST /api/{type}s/{repo}/commit/{rev}                  NDJSON: header, file (base64), deletedFile, deletedFolder
+- POST /api/spaces/{repo}/variables                      a Space variable (add_space_variable)
 - HEAD/GET /[datasets/|spaces/]{repo}/resolve/{rev}/{path}   X-Repo-Commit, ETag, Content-Length, Range
 Revisions: a branch name ("main") or a full 40-hex commit sha. Errors carry the Hub's X-Error-Code header
 (RepoNotFound, RevisionNotFound, EntryNotFound), which huggingface_hub turns into its exception types.
@@ -81,6 +82,11 @@ class HubStandIn:
             repo = self._repo(repo_type, repo_id)
             return dict(repo["commits"][self._resolve(repo, revision)])
 
+    def space_variables(self, repo_id):
+        """{key: value} of a Space's variables (what the Space's app finds in its environment)."""
+        with self._lock:
+            return {key: entry["value"] for key, entry in self._repo("space", repo_id).get("variables", {}).items()}
+
     def is_private(self, repo_id, repo_type="model"):
         with self._lock:
             return self._repo(repo_type, repo_id)["private"]
@@ -142,6 +148,8 @@ class HubStandIn:
                 return self._paths_info(self._repo(repo_type, repo_id), rest[1], parse_qs(body.decode()))
             if action == ("POST", "preupload") and len(rest) == 2:
                 return self._preupload(self._repo(repo_type, repo_id), rest[1], json.loads(body))
+            if action == ("POST", "variables") and repo_type == "space" and len(rest) == 1:
+                return self._add_variable(self._repo(repo_type, repo_id), json.loads(body))
             if action == ("POST", "commit") and len(rest) == 2:
                 if "create_pr" in query:
                     raise HubError(400, None, "the Hub stand-in does not implement pull requests")
@@ -161,6 +169,11 @@ class HubStandIn:
         private = payload.get("visibility") == "private" or bool(payload.get("private"))  # older clients: `private`
         self.repos[repo_type, repo_id] = {"branches": {"main": sha}, "commits": {sha: {}}, "private": private}
         return 200, {}, {"url": url, "name": repo_id, "id": repo_id}
+
+    def _add_variable(self, repo, payload):
+        variables = repo.setdefault("variables", {})
+        variables[payload["key"]] = {"value": payload["value"], "description": payload.get("description")}
+        return 200, {}, variables
 
     def _info(self, repo_id, repo, revision):
         sha = self._resolve(repo, revision)

@@ -163,7 +163,6 @@ def test_remote_code_model_loads_through_the_stand_in(hub_stand_in, tmp_path, mi
     import torch
     from transformers import AutoModel
 
-    import modeling_contrastgeo
     from modeling_contrastgeo import ContrastGeoModel
     from tests.tiny_models import SWISS_PLACES, make_tiny_encoder
 
@@ -175,7 +174,6 @@ def test_remote_code_model_loads_through_the_stand_in(hub_stand_in, tmp_path, mi
     expected = json.loads(json.dumps(AutoModel.from_pretrained(tmp_path / "tiny").geolocate(posts, top_k=1)))
 
     upload(hub_stand_in, tmp_path / "hf_home", "user/tiny", tmp_path / "tiny")
-    package_root = str(Path(modeling_contrastgeo.__file__).resolve().parents[1])
     result = run_client(hub_stand_in, tmp_path / "hf_home", REMOTE_CODE, cwd=tmp_path, repo="user/tiny",
-                        package_root=package_root, posts=posts, top_k=1)
+                        posts=posts, top_k=1)
     assert result == expected

@@ -86,7 +86,6 @@ RESULT = main(ARGS["argv"])
 def test_push_to_hub_uploads_the_run_which_loads_by_repo_id(tiny, tmp_path, hub_stand_in):
     from transformers import AutoModel
 
-    import modeling_contrastgeo
 
     output_dir = tmp_path / "run"
     argv = [str(arg) for arg in geolocation_argv(tiny, output_dir, "--checkpointing-steps", 2, "--push-to-hub",
@@ -106,9 +105,8 @@ def test_push_to_hub_uploads_the_run_which_loads_by_repo_id(tiny, tmp_path, hub_
     posts = ["Grüezi mitenand, hüt gö mer id Badi", "Basler Fasnacht isch s Beschte"]
     expected = json.loads(json.dumps(AutoModel.from_pretrained(output_dir, trust_remote_code=True).geolocate(
         posts, top_k=2)))
-    package_root = str(Path(modeling_contrastgeo.__file__).resolve().parents[1])
     loaded = run_client(hub_stand_in, tmp_path / "hf_home_reader", REMOTE_CODE, cwd=tmp_path,
-                        repo="dialects/swiss-k4", package_root=package_root, posts=posts, top_k=2)
+                        repo="dialects/swiss-k4", posts=posts, top_k=2)
     assert loaded == expected
 
 

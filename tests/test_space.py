@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contrastgeo.space_hub import MODEL_VARIABLE, SPACE_FILES
 from tests.browser import chromium_page, free_port, served_app
+from tests.hub_clients import HIDE_PROJECT, run_client
 
 SPACE_DIR = Path(__file__).resolve().parents[1] / "space"
 sys.path.insert(0, str(SPACE_DIR))  # the Space's modules import each other as top-level modules, as on the Hub
@@ -266,3 +268,50 @@ def test_page_in_headless_chromium(tiny_model_dir, tiny_model, tmp_path):
         assert outside_requests == [], f"the page reached outside the app: {outside_requests}"
     assert (tmp_path / "space.png").stat().st_size > 10_000
     assert "Traceback" not in log_path.read_text()
+
+
+# ---------------------------------------------------------------------------------------------- on the Hub
+PUSH_MODEL_AND_SPACE = """
+from huggingface_hub import HfApi
+from contrastgeo.cli import main as contrastgeo_cli
+api = HfApi()
+api.create_repo("dialects/tiny-swiss", exist_ok=True)
+api.upload_folder(folder_path=ARGS["model_dir"], repo_id="dialects/tiny-swiss")
+RESULT = contrastgeo_cli(["push-space", "--repo-id", "demos/geo", "--model", "dialects/tiny-swiss"])
+"""
+# As the Space runs: its files downloaded from the Hub, its variable in the environment, no ContrastGeo package.
+RUN_SPACE_FROM_THE_HUB = HIDE_PROJECT + """
+import os
+from huggingface_hub import snapshot_download
+sys.path.insert(0, snapshot_download("demos/geo", repo_type="space"))
+import app
+source = app.parse_args([]).model
+table, svg = app.geolocate_posts(app.load_model(source), ARGS["post"], 3, app.MODEL_PLACES)
+RESULT = {"source": source, "app_file": app.__file__, "names": table["name"].tolist(), "svg": svg.startswith("<svg")}
+"""
+
+
+@pytest.mark.slow
+def test_space_deployed_to_the_hub_serves_the_model_from_the_hub(tiny_model_dir, tiny_model, tmp_path, hub_stand_in):
+    assert run_client(hub_stand_in, tmp_path / "hf_home", PUSH_MODEL_AND_SPACE, model_dir=str(tiny_model_dir)) == 0
+    space = hub_stand_in.files("demos/geo", repo_type="space")
+    assert space == {name: (SPACE_DIR / name).read_bytes() for name in SPACE_FILES}
+    variables = hub_stand_in.space_variables("demos/geo")
+    assert variables == {MODEL_VARIABLE: "dialects/tiny-swiss"}
+
+    post = "Grüezi mitenand, s'Tram isch scho wieder z'spät"
+    result = run_client(hub_stand_in, tmp_path / "space_home", RUN_SPACE_FROM_THE_HUB, cwd=tmp_path,
+                        extra_env=variables, post=post)
+    assert result["source"] == "dialects/tiny-swiss" and "space_home" in result["app_file"]
+    assert result["names"] == [place["name"] for place in tiny_model.geolocate([post], top_k=3)[0]]
+    assert result["svg"]
+
+
+def test_push_space_refuses_a_model_path_and_a_folder_without_the_app(tmp_path, capsys):
+    from contrastgeo.cli import main as contrastgeo_cli
+    from contrastgeo.space_hub import push_space
+
+    assert contrastgeo_cli(["push-space", "--repo-id", "demos/geo", "--model", str(tmp_path / "model")]) == 1
+    assert "is not a Hub repository id" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"lacks the Space's files \['README.md', 'app.py'"):
+        push_space("demos/geo", "dialects/tiny-swiss", space_dir=tmp_path)
