@@ -20,7 +20,7 @@ def push_space(repo_id, model_id, private=False, space_dir=None, token=None):
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
-    from datasets_scripts.hub import check_can_push, push_folder
+    from datasets_scripts.hub import push_folder
 
     space_dir = Path(space_dir or SPACE_DIR)
     missing = [name for name in SPACE_FILES if not (space_dir / name).is_file()]
@@ -32,7 +32,6 @@ def push_space(repo_id, model_id, private=False, space_dir=None, token=None):
     except HFValidationError as error:
         raise ValueError(f"--model {model_id!r} is not a Hub repository id ('user/name'): the Space loads its "
                          f"model from the Hub, so push the model first (train.py --push-to-hub): {error}") from None
-    check_can_push(repo_id)
     url = push_folder(space_dir, repo_id, repo_type="space", space_sdk="gradio", private=private, token=token,
                       allow_patterns=list(SPACE_FILES), commit_message=f"Deploy the ContrastGeo demo for {model_id}")
     HfApi(token=token).add_space_variable(repo_id, MODEL_VARIABLE, model_id,
