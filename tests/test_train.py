@@ -243,6 +243,10 @@ def test_a_single_place_is_an_error(tmp_path):
                   "longitude": [7.4, 7.4]}).to_csv(tmp_path / "posts.csv", index=False)
     with pytest.raises(ValueError, match="one place \\('Bern'\\) for every post"):
         load_geolocation_data(parse_args(["--train-file", tmp_path / "posts.csv", "--output-dir", tmp_path / "out"]))
+    # Said before the eval file is read (this one does not even exist): the run cannot start either way.
+    with pytest.raises(ValueError, match="one place \\('Bern'\\) for every post"):
+        load_geolocation_data(parse_args(["--train-file", tmp_path / "posts.csv", "--eval-file", tmp_path / "none.csv",
+                                          "--output-dir", tmp_path / "out"]))
 
 
 def test_eval_labels_unknown_to_training_are_an_error(tiny, tmp_path):

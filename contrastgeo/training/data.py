@@ -135,6 +135,12 @@ def _eval_columns(dataset, labels):
     }
 
 
+def _require_two_places(places, where):
+    if len(places) < 2:
+        raise ValueError(f"{where}: one place ({places[0]['name']!r}) for every post: a model that tells places apart "
+                         "needs posts of at least two labels")
+
+
 def load_geolocation_data(args) -> GeolocationData:
     """Training posts (few-shot when `args.shots` > 0), evaluation posts and the label set."""
     user_columns = dict(text_column=args.text_column, label_column=args.label_column,
@@ -145,6 +151,7 @@ def load_geolocation_data(args) -> GeolocationData:
         pool = splits[train_split]
         label_names = _label_names(pool, f"task {args.task} split {train_split}")
         places = _places_from_task(splits, pool, label_names)
+        _require_two_places(places, f"task {args.task}")
         evaluation = None
         if eval_split is not None:
             query = splits[eval_split]
@@ -157,6 +164,7 @@ def load_geolocation_data(args) -> GeolocationData:
         label_names = _label_names(pool, args.train_file)
         places = [{key: place[key] for key in ("name", "latitude", "longitude", "population") if key in place}
                   for place in file_places]
+        _require_two_places(places, args.train_file)  # before the eval file is read: the run cannot start
         evaluation = None
         if args.eval_file is not None:
             # Its places are the train file's, so the eval file's own region populations are not looked up.
@@ -165,10 +173,6 @@ def load_geolocation_data(args) -> GeolocationData:
             labels = align_labels(query["label"], _label_names(query, args.eval_file), label_names, args.eval_file)
             evaluation = _eval_columns(query, labels)
         source = {"train_file": str(args.train_file), "eval_file": args.eval_file, "places_file": args.places_file}
-    if len(places) < 2:
-        where = args.train_file if args.task is None else f"task {args.task}"
-        raise ValueError(f"{where}: one place ({places[0]['name']!r}) for every post: a model that tells places apart "
-                         "needs posts of at least two labels")
     pool_size = len(pool)
     pool = pool.select_columns(["text", "label"])
     train, heldout = pool, None
