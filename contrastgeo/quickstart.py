@@ -10,6 +10,7 @@
 
 import argparse
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -107,6 +108,8 @@ def main(argv=None) -> int:
         guesses = ", ".join(f"{p['name']} ({p['score']:.2f})" for p in places)
         print(f"  {post!r}\n    -> {guesses}")
     print(f"\nStart the demo on http://127.0.0.1:7860 with:  python space/app.py --model {args.output_dir}")
+    print(f"Its model card is {Path(args.output_dir) / 'README.md'}; train.py --push-to-hub --hub-model-id you/NAME "
+          "publishes a run, and `contrastgeo push-space` deploys the demo for it.")
     return 0
 
 
