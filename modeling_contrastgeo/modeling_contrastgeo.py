@@ -191,9 +191,8 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
         self._tokenizer = tokenizer
 
     def save_pretrained(self, save_directory, *args, push_to_hub=False, **kwargs):
-        """Save weights (safetensors), config (with the label set), remote code and the tokenizer; with
-        `push_to_hub=True` also push them (`repo_id`, default the folder's name, and the other arguments of
-        `push_to_hub`)."""
+        """Save weights (safetensors), config (with the label set), remote code and the tokenizer; push them with
+        `push_to_hub=True` (`repo_id`, default the folder's name, and `push_to_hub`'s other arguments)."""
         hub_kwargs = {key: kwargs.pop(key) for key in _PUSH_ARGUMENTS if key in kwargs}
         # config.json names the pipeline class, whose file travels with the modeling code (a relative import above).
         self.config.custom_pipelines = geolocation_custom_pipelines()
@@ -201,10 +200,10 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
         if self._tokenizer is not None or self.config.name_or_path or self.config.text_encoder_name_or_path:
             self.tokenizer.save_pretrained(save_directory)
         if push_to_hub:
-            # transformers would upload from inside super().save_pretrained, before the tokenizer is written;
-            # push_to_hub saves everything again into a temporary folder and uploads that.
-            repo_id = hub_kwargs.pop("repo_id", None) or Path(save_directory).resolve().name
-            self.push_to_hub(repo_id, token=kwargs.get("token"), **hub_kwargs)
+            # transformers uploads from inside super().save_pretrained, before the tokenizer is written: push_to_hub
+            # saves everything again into a temporary folder and uploads that.
+            self.push_to_hub(hub_kwargs.pop("repo_id", None) or Path(save_directory).resolve().name,
+                             token=kwargs.get("token"), **hub_kwargs)
 
     def set_places(self, places) -> None:
         """Replace the label set saved with the model (label i = places[i])."""
