@@ -58,7 +58,22 @@ def test_base_model_is_a_hub_id_or_nothing(tmp_path, minilm_path):
     assert base_model_id("no/such/folder") is None  # neither a folder here nor a Hub id
     assert base_model_id("google-bert/bert-base-uncased") == "google-bert/bert-base-uncased"
     assert base_model_id(tmp_path) is None  # a local folder names no Hub model
-    assert base_model_id(None) is None
+    assert base_model_id(None) == "sentence-transformers/all-MiniLM-L6-v2"  # train.py's default encoder
+
+
+@pytest.mark.parametrize("num_places, listed, more", [(31, 31, None), (50, 30, "… (20 more)")])
+def test_card_of_the_default_encoder_lists_the_places(num_places, listed, more):
+    from contrastgeo.training.model_card import build_model_card
+
+    places = [{"name": f"Place {index}", "latitude": 0.0, "longitude": float(index)} for index in range(num_places)]
+    config = {"objective": "contrastgeo", "model_name_or_path": None, "shots": 4, "seed": 1}
+    description = {"task": "toy", "train_split": "pool", "eval_split": "query", "shots": 4, "seed": 1,
+                   "num_train_posts": 4 * num_places, "num_pool_posts": 999}
+    card = build_model_card(config, description, {}, {"places": places, "location_mode": "prompt"})
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert "text encoder `sentence-transformers/all-MiniLM-L6-v2`" in card.text
+    assert sum(f"Place {index};" in card.text or f"Place {index}." in card.text for index in range(num_places)) == listed
+    assert (more in card.text) if more else ("more)" not in card.text)
 
 
 @pytest.mark.parametrize("extra, message", [

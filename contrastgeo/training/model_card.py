@@ -58,9 +58,10 @@ CITATIONS = """```bibtex
 
 
 def base_model_id(model_name_or_path):
-    """The Hub id of the text encoder, or None when it is a local folder that is not the default package's."""
+    """The Hub id of the text encoder (train.py's `model_name_or_path`; None: the default encoder), or None when it
+    is a local folder that is not the default package's."""
     if not model_name_or_path:
-        return None
+        return DEFAULT_TEXT_ENCODER_HUB_ID
     path = Path(model_name_or_path)
     if DEFAULT_TEXT_ENCODER_PACKAGE in path.parts:
         return DEFAULT_TEXT_ENCODER_HUB_ID
@@ -125,8 +126,8 @@ def _data_section(data_description, places):
              f"({data_description.get('num_train_posts')} of {data_description.get('num_pool_posts')} posts)"
              if shots else f"all {data_description.get('num_train_posts')} posts")
     names = [place["name"] for place in places]
-    listed = "; ".join(names[:PLACES_LISTED]) + (f"; … ({len(names) - PLACES_LISTED} more)"
-                                                 if len(names) > PLACES_LISTED else "")
+    shown = names if len(names) <= PLACES_LISTED + 10 else names[:PLACES_LISTED]
+    listed = "; ".join(shown) + (f"; … ({len(names) - len(shown)} more)" if len(shown) < len(names) else "")
     return (f"Trained on {drawn} of {source}. The label set holds {len(names)} places (names, coordinates and "
             f"populations are saved in `config.json`): {listed}.")
 
