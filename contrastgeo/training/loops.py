@@ -237,7 +237,7 @@ def push_output_dir(output_dir, repo_id, private):
                           commit_message="Upload model trained with ContrastGeo train.py")
     except Exception as error:
         raise RuntimeError(f"the model is saved in {output_dir}, but pushing it to {repo_id!r} failed ({error}); "
-                           f"retry with `hf upload {repo_id} {output_dir}`") from error
+                           f"retry with `hf upload {repo_id} {output_dir} --exclude 'checkpoints/*'`") from error
     logger.info("pushed %s to the Hub: %s", output_dir, url)
     return url
 
