@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -36,16 +37,27 @@ def _environment():
 
 
 def _run(command, timeout=300):
-    """Run a command in its own process group; on timeout the whole group (launcher and workers) is killed."""
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=_environment(), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        _, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        _, stderr = process.communicate()
-        pytest.fail(f"{command[:2]} did not finish in {timeout} s:\n{stderr[-6000:]}")
-    assert process.returncode == 0, stderr[-6000:]
+    """Run a command in its own process group; on timeout it is stopped and the test fails with its stderr.
+
+    stderr goes to a file, not a pipe: a worker left behind would hold a pipe open and block the read forever."""
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=_environment(), stdout=subprocess.DEVNULL,
+                                   stderr=log, text=True, start_new_session=True)
+        try:
+            process.wait(timeout=timeout)
+            outcome = f"exited with {process.returncode}"
+        except subprocess.TimeoutExpired:
+            # The launcher's workers run in sessions of their own: SIGTERM lets the launcher stop them first.
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            outcome = f"did not finish in {timeout} s"
+        log.seek(0)
+        stderr = log.read()
+    assert outcome == "exited with 0", f"{command[:2]} {outcome}:\n{stderr[-6000:]}"
 
 
 def _free_port():

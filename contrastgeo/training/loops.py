@@ -15,6 +15,7 @@ Outputs in `--output-dir`: the model (safetensors, config with the label set, re
 the checkpoints.
 """
 
+import gc
 import json
 import time
 from pathlib import Path
@@ -221,11 +222,18 @@ def training_function(config: dict, args) -> dict:
             save_checkpoint()
         logger.info("stopped after step %d of %d (--stop-after-steps); resume with --resume-from-checkpoint latest",
                     progress.completed_steps, total_steps)
-        accelerator.end_training()
-        return {}
-
-    return _finish(accelerator, model, eval_dataloader, run, config, args, progress, session_logs,
-                   session_steps, session_runtime, evaluate)
+        results = {}
+    else:
+        results = _finish(accelerator, model, eval_dataloader, run, config, args, progress, session_logs,
+                          session_steps, session_runtime, evaluate)
+    # DDP's reducer holds the process group. Left to interpreter exit, after the other process had gone, gloo's
+    # teardown once waited forever there (a 2-process test on a loaded 2-core machine): drop it while all are here.
+    del model, optimizer, train_dataloader, lr_scheduler, eval_dataloader, prepared
+    accelerator.free_memory()
+    gc.collect()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return results
 
 
 def push_output_dir(output_dir, repo_id, private):
@@ -290,8 +298,6 @@ def _finish(accelerator, model, eval_dataloader, run, config, args, progress, se
         logger.info("saved the model, its card and its results in %s", output_dir)
         if repo_id is not None:
             push_output_dir(output_dir, repo_id, args.hub_private_repo)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
     return results
 
 
