@@ -14,16 +14,24 @@ from pathlib import Path
 UPLOADED_PATTERNS = ("*.parquet", "README.md")
 
 
-def check_can_push(repo_id):
-    """Raise ValueError, before any work, for a repo id the Hub would refuse or when `HF_HUB_OFFLINE` forbids the
-    network (rather than huggingface_hub's error from deep inside an upload)."""
+def repo_id_problem(repo_id):
+    """Why the Hub would refuse `repo_id` as a repository id ('user/name' or 'name'), or None when it would not."""
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
     try:
         validate_repo_id(repo_id)
     except HFValidationError as error:
-        raise ValueError(f"repo_id {repo_id!r} is not a Hub repository id ('user/name' or 'name'): {error}") from None
+        return str(error)
+    return None
+
+
+def check_can_push(repo_id):
+    """Raise ValueError, before any work, for a repo id the Hub would refuse or when `HF_HUB_OFFLINE` forbids the
+    network (rather than huggingface_hub's error from deep inside an upload)."""
+    problem = repo_id_problem(repo_id)
+    if problem:
+        raise ValueError(f"repo_id {repo_id!r} is not a Hub repository id ('user/name' or 'name'): {problem}")
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         raise ValueError("HF_HUB_OFFLINE is set: unset it (and check HF_ENDPOINT) to push to the Hub")
 

@@ -9,8 +9,8 @@ read from the run (eval_results / train_results), never typed in.
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from huggingface_hub.errors import HFValidationError
-from huggingface_hub.utils import validate_repo_id
+
+from datasets_scripts.hub import repo_id_problem
 
 from .defaults import DEFAULT_TEXT_ENCODER_HUB_ID, DEFAULT_TEXT_ENCODER_PACKAGE
 from .evaluation import WITHOUT_PLACE_PRIOR
@@ -65,11 +65,7 @@ def base_model_id(model_name_or_path):
     path = Path(model_name_or_path)
     if DEFAULT_TEXT_ENCODER_PACKAGE in path.parts:
         return DEFAULT_TEXT_ENCODER_HUB_ID
-    if path.exists():
-        return None
-    try:
-        validate_repo_id(str(model_name_or_path))
-    except HFValidationError:
+    if path.exists() or repo_id_problem(str(model_name_or_path)):
         return None
     return str(model_name_or_path)
 
