@@ -55,6 +55,21 @@ def test_location_prior_run(tiny, tmp_path):
     assert model.location_prior_logits(torch.tensor([[10.0, 20.0]])).shape == (1, 3)
 
 
+def test_location_prior_eval_labels_unknown_to_training_name_their_line(tiny, tmp_path):
+    import pandas as pd
+
+    from contrastgeo.training import parse_args
+    from contrastgeo.training.data import load_location_prior_data
+
+    evaluation = pd.read_csv(tiny["prior_eval"])
+    evaluation.loc[[2, 6], "label"] = "baobab"
+    evaluation.to_csv(tmp_path / "eval.csv", index=False)
+    args = parse_args(["--objective", "location-prior", "--train-file", tiny["prior_train"], "--eval-file",
+                       tmp_path / "eval.csv", "--output-dir", tmp_path / "out"])
+    with pytest.raises(ValueError, match="2 row\\(s\\) .* not training labels, first at line 4: \\['baobab'\\]"):
+        load_location_prior_data(args)
+
+
 @pytest.mark.parametrize("objective", ["contrastgeo", "classifier", "csp", "location-prior"])
 def test_every_trainable_parameter_gets_a_gradient(tiny, tmp_path, objective):
     """DistributedDataParallel fails on trainable parameters without gradients: objectives freeze what they skip."""

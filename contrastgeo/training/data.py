@@ -86,8 +86,9 @@ def _label_names(dataset, where):
     return list(feature.names)
 
 
-def align_labels(labels, names, train_names, where):
-    """Map class ids of a split whose ClassLabel names are `names` onto `train_names` ids; unknown labels raise."""
+def align_labels(labels, names, train_names, where, source_lines=None):
+    """Map class ids of a split whose ClassLabel names are `names` onto `train_names` ids; unknown labels raise,
+    naming the first one's file line when `source_lines` (one per row) is given, else its row number."""
     index_of = {name: i for i, name in enumerate(train_names)}
     mapping = np.array([index_of.get(name, -1) for name in names], dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -96,9 +97,11 @@ def align_labels(labels, names, train_names, where):
     if unknown_rows.size:
         unknown = sorted({names[labels[row]] for row in unknown_rows})
         more = " ..." if len(unknown) > _MAX_LISTED_PROBLEMS else ""
+        first = int(unknown_rows[0])
+        first_at = f"row {first}" if source_lines is None else f"line {int(source_lines[first])}"
         raise ValueError(
-            f"{where}: {unknown_rows.size} row(s) have labels that are not training labels, first at row "
-            f"{int(unknown_rows[0])}: {unknown[:_MAX_LISTED_PROBLEMS]}{more}"
+            f"{where}: {unknown_rows.size} row(s) have labels that are not training labels, first at {first_at}: "
+            f"{unknown[:_MAX_LISTED_PROBLEMS]}{more}; a model scores only the places it was trained with"
         )
     return aligned
 
@@ -170,7 +173,8 @@ def load_geolocation_data(args) -> GeolocationData:
             # Its places are the train file's, so the eval file's own region populations are not looked up.
             query, _ = load_user_dataset(args.eval_file, places_path=args.places_file, find_regions=False,
                                          **user_columns)
-            labels = align_labels(query["label"], _label_names(query, args.eval_file), label_names, args.eval_file)
+            labels = align_labels(query["label"], _label_names(query, args.eval_file), label_names, args.eval_file,
+                                  source_lines=query["source_line"])
             evaluation = _eval_columns(query, labels)
         source = {"train_file": str(args.train_file), "eval_file": args.eval_file, "places_file": args.places_file}
     pool_size = len(pool)
@@ -200,7 +204,8 @@ def _heldout_posts(pool, support_rows, seed, per_label=HELDOUT_POSTS_PER_LABEL):
 # --------------------------------------------------------------------------- plain point files (csp, location-prior)
 def read_point_file(path, columns, on_bad_rows="error"):
     """Read a CSV/TSV/JSONL/Parquet file whose rows are points: `columns` maps roles ("text", "label",
-    "latitude", "longitude") to column names. Returns {role: list} in file order.
+    "latitude", "longitude") to column names. Returns {role: list} in file order, and each row's file line under
+    "source_line".
 
     Malformed rows (missing or empty text or label, missing / non-numeric / out-of-range coordinate, unreadable
     record) raise one ValueError listing the first ones with line numbers, or with `on_bad_rows="skip"` are left
@@ -211,7 +216,7 @@ def read_point_file(path, columns, on_bad_rows="error"):
     missing = [column for column in columns.values() if column not in names]
     if missing:
         raise ValueError(f"{path}: column(s) {missing} not found; the file has columns {names}")
-    kept = {role: [] for role in columns}
+    kept = {role: [] for role in columns} | {"source_line": []}
     problems, skipped = [], []
     for line, values, problem, raw in rows:
         if values is not None:
@@ -222,6 +227,7 @@ def read_point_file(path, columns, on_bad_rows="error"):
             continue
         for role, column in columns.items():
             kept[role].append(_point_value(role, values[column]))
+        kept["source_line"].append(line)
     if problems:
         listed = "; ".join(problems[:_MAX_LISTED_PROBLEMS])
         more = f"; and {len(problems) - _MAX_LISTED_PROBLEMS} more" if len(problems) > _MAX_LISTED_PROBLEMS else ""
@@ -320,7 +326,8 @@ def load_location_prior_data(args) -> LabelledLocations:
         latlon = _latlon(rows["latitude"], rows["longitude"])
         if args.eval_file is not None:
             rows = read_point_file(args.eval_file, columns, args.on_bad_rows)
-            eval_labels = align_labels(np.arange(len(rows["label"])), rows["label"], class_names, args.eval_file)
+            eval_labels = align_labels(np.arange(len(rows["label"])), rows["label"], class_names, args.eval_file,
+                                       source_lines=rows["source_line"])
             eval_latlon = _latlon(rows["latitude"], rows["longitude"])
         source = {"train_file": str(args.train_file), "eval_file": args.eval_file}
     description = {**source, "num_classes": len(class_names), "num_train_rows": len(labels),
