@@ -29,7 +29,9 @@ def test_sample_uniform_sphere_latitude_follows_cos_latitude():
     assert _latitude_chi_square(latlon[:, 0]) < CHI_SQUARE_999[17]
 
 
-def test_uniform_in_degrees_latitude_fails_the_same_test():
+def test_the_latitude_check_has_the_power_to_reject_uniform_degrees():
+    """A check of the test above, not of the package: a sampler uniform in degrees (too many polar points) must
+    fail `_latitude_chi_square`, or passing it would prove nothing."""
     naive_latitude = torch.rand(NUM_SPHERE_SAMPLES, generator=torch.Generator().manual_seed(0)) * 180.0 - 90.0
     assert _latitude_chi_square(naive_latitude) > 10 * CHI_SQUARE_999[17]
 

@@ -121,7 +121,7 @@ def test_sample_hard_negatives_handles_all_positive_rows_and_k_above_candidates(
     assert not valid[0].any()
     assert valid[1].sum() == 2
     assert sorted(indices[1][valid[1]].tolist()) == [1, 2]
-    assert torch.isfinite(indices.float()).all() and ((indices >= 0) & (indices < 3)).all()
+    assert ((indices >= 0) & (indices < 3)).all()  # unused slots still index a real place
 
 
 def test_sample_hard_negatives_draws_with_softmax_probabilities_and_prefers_hard_ones():

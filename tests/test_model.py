@@ -63,7 +63,11 @@ def test_fusion_encoders(tiny_encoder, fusion_encoder, tlm_fusion):
     model = build(tiny_encoder, tlm_fusion=tlm_fusion, fusion_encoder=fusion_encoder)
     output = model(**train_step_inputs(model), labels=LABELS)
     output.loss_tlm.backward()
-    assert has_gradient(grads_of(model, "matching_head."))
+    from modeling_contrastgeo.fusion import Adapter, ResidualMLP, TransformerFusionLayer
+
+    expected_kind = {"mlp": ResidualMLP, "adapter": Adapter, "transformer": TransformerFusionLayer}[fusion_encoder]
+    assert isinstance(model.matching_head.encoder, expected_kind)
+    assert has_gradient(grads_of(model, "matching_head.encoder."))  # the chosen encoder is on the loss's path
     assert has_gradient(grads_of(model, "text_model."))
 
 
@@ -113,6 +117,8 @@ def test_hard_negatives_in_forward_never_positive(tiny_encoder):
         torch.manual_seed(seed)
         output = model(**train_step_inputs(model, places=places), labels=LABELS)
         for row, label in enumerate(LABELS.tolist()):
+            # 5 entries less the post's own place (twice for place 0): a negative is drawn in every valid slot.
+            assert int(output.negative_valid[row].sum()) == (3 if label == 0 else 4)
             drawn = output.negative_indices[row][output.negative_valid[row]].tolist()
             assert label not in drawn
             if label == 0:
@@ -159,8 +165,14 @@ def test_location_prior_objective(tiny_encoder):
     output.loss.backward()
     assert has_gradient(grads_of(model, "location_prior_head."))
     assert not has_gradient(grads_of(model, "text_model."))
-    combined = model.apply_location_prior(torch.full((3, 3), 1 / 3), latlon)
-    torch.testing.assert_close(combined.sum(-1), torch.ones(3))
+    # CSP's rule: p(y | content) * sigmoid(prior logit of y at x), renormalised per post.
+    class_probabilities = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]])
+    with torch.no_grad():
+        presence = torch.sigmoid(model.location_prior_logits(latlon))
+    expected = class_probabilities * presence / (class_probabilities * presence).sum(-1, keepdim=True)
+    combined = model.apply_location_prior(class_probabilities, latlon)
+    torch.testing.assert_close(combined, expected)
+    assert not torch.allclose(combined, class_probabilities, atol=1e-4)  # the prior moved them
 
 
 def test_objective_needs_coordinate_encoder(tiny_encoder):
@@ -198,7 +210,15 @@ def test_geolocate_records(tiny_encoder):
 def test_temperature_fit_is_stored(tiny_encoder):
     model = build(tiny_encoder)
     temperature = model.fit_probability_temperature(POSTS, LABELS.tolist())
-    assert 0.05 <= temperature <= 20.0 and model.config.probability_temperature == temperature
+    assert model.config.probability_temperature == temperature
+    logits, _ = model.predict_logits(POSTS)
+
+    def nll(value):
+        return torch.nn.functional.cross_entropy(logits.float() / value, LABELS).item()
+
+    # The fitted temperature minimises the labelled posts' negative log-likelihood (away from the clamp bounds).
+    assert 0.05 < temperature < 20.0
+    assert all(nll(temperature) <= nll(temperature * factor) + 1e-6 for factor in (0.8, 0.95, 1.05, 1.25))
 
 
 @pytest.mark.parametrize(

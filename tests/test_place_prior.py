@@ -132,9 +132,12 @@ def test_a_dominant_place_wins_unless_the_prior_is_off(model):
     places = [dict(place, population=1) for place in SWISS_PLACES]
     places[3]["population"] = 10 ** 12
     assert {row[0]["name"] for row in model.geolocate(POSTS, places=places)} == {SWISS_PLACES[3]["name"]}
+    unweighted = model.geolocate(POSTS, places=places, place_prior="none")
+    assert {row[0]["name"] for row in unweighted} != {SWISS_PLACES[3]["name"]}  # the text alone picks others
     model.config.place_prior_weight = 0.0
     try:
         assert model.place_log_prior(places) is None
+        assert model.geolocate(POSTS, places=places) == unweighted
     finally:
         model.config.place_prior_weight = 1.0
     # Reranking keeps the prior in the contrastive candidates' probabilities.

@@ -12,6 +12,7 @@ from contrastgeo.benchmarking import runner as runner_module
 from contrastgeo.benchmarking.rescoring import rescore_place_prior
 from contrastgeo.benchmarking.runner import TaskData
 from modeling_contrastgeo import ContrastGeoModel
+from modeling_contrastgeo.place_prior import log_place_prior
 
 from .tiny_models import SWISS_PLACES, make_tiny_encoder, synthetic_swiss_task
 
@@ -63,8 +64,15 @@ def test_each_weight_scores_as_geolocate_does_and_the_own_weight_reproduces_eval
         assert row["metrics_temperature_1"][1.0]["top1"] != pytest.approx(row["metrics"][1.0]["top1"])
     finally:
         model.config.probability_temperature = 0.05
-    # a prior heavy enough sends every post to the most populous place (Zürich)
+    # a prior heavy enough sends every post to the most populous place (Zürich), a quarter of the query posts
     assert rescore_place_prior(folder, [50.0], task_data)["metrics"][50.0]["top1"] == pytest.approx(0.25)
+    most_populous = task_data.places[int(np.argmax(log_place_prior(task_data.places)))]["name"]
+    model.config.place_prior_weight = 50.0
+    try:
+        predictions = model.geolocate(task_data.query_texts, places=task_data.places, top_k=1)
+    finally:
+        model.config.place_prior_weight = 1.0
+    assert most_populous.startswith("Zürich") and {row[0]["name"] for row in predictions} == {most_populous}
 
 
 def test_bad_models_and_weights_are_named(saved_model, task_data, tmp_path):

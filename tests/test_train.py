@@ -104,7 +104,7 @@ def test_classifier_run(tiny, tmp_path):
     assert "loss_tlm" not in log_history(tmp_path)[0]
 
 
-def test_char_ngram_channel_starts_on_the_trained_model_from_the_training_posts(tiny, tmp_path, monkeypatch):
+def test_char_ngram_channel_starts_on_the_trained_model_from_the_training_posts(tiny, tmp_path, monkeypatch, capsys):
     from contrastgeo.training import parse_args
     from contrastgeo.training.data import load_geolocation_data
     from modeling_contrastgeo import ContrastGeoModel
@@ -155,6 +155,7 @@ def test_char_ngram_channel_starts_on_the_trained_model_from_the_training_posts(
         parse_args(geolocation_argv(tiny, tmp_path / "late", *channel, "--char-ngram-learning-rate", 0.01))
     with pytest.raises(SystemExit):
         parse_args(geolocation_argv(tiny, tmp_path / "bad", *channel, "--char-ngram-start-scale", "-1"))
+    assert "--char-ngram-start-scale: must be a finite number >= 0 or none, got -1" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--char-ngram-init zeros"):
         train(geolocation_argv(tiny, tmp_path / "classifier", "--objective", "classifier", "--char-ngram-init",
                                "centroids", *channel, "--max-train-steps", 1))

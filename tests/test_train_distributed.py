@@ -91,7 +91,7 @@ def test_two_cpu_processes_match_one_process_with_the_joint_batch(tmp_path, mini
     train_results = json.loads((tmp_path / "two" / "train_results.json").read_text())
     assert train_results["num_processes"] == 2
     one, two = _log_history(tmp_path / "one"), _log_history(tmp_path / "two")
-    assert [record["step"] for record in two] == [1, 2, 3]
+    assert [record["step"] for record in one] == [record["step"] for record in two] == [1, 2, 3]
     for record_one, record_two in zip(one, two):
         assert record_two["num_candidates"] == record_one["num_candidates"]
         for key in ("loss", "loss_tlc", "loss_tlm"):
