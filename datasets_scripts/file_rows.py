@@ -70,7 +70,12 @@ def _delimited_rows(path, compressed, delimiter):
             if not fields:
                 continue
             if len(fields) != len(header):
-                yield line, None, f"expected {len(header)} fields, found {len(fields)}", fields
+                problem = f"expected {len(header)} fields, found {len(fields)}"
+                if last_line_read > line:
+                    # The record swallowed the lines after its first: every row on them is in this one.
+                    problem += (f" in one record over lines {line}-{last_line_read} (a quote opened on line {line} "
+                                "that is never closed?)")
+                yield line, None, problem, fields
             else:
                 values = dict(zip(header, fields))
                 yield line, values, None, values

@@ -51,6 +51,10 @@ def read_annotated_tweets(path):
                 raise ValueError(
                     f"{path}, line {first_line}: expected {len(header)} TAB-separated fields, found {len(row)}"
                 )
+            if any("\t" in field for field in row):
+                # Only quoting puts a TAB inside a field: an unclosed quote merges the lines up to the next quote.
+                raise ValueError(f"{path}, lines {first_line}-{reader.line_num}: a field holds TAB characters, so "
+                                 f"a quote opened on line {first_line} is likely never closed")
             rows.append(row)
             lines.append(first_line)
             # A quoted field may span lines: the next row starts after the last line read.

@@ -280,16 +280,14 @@ class GeolocationMixin:
         return scores, top_indices.gather(1, order)
 
     def fit_probability_temperature(self, texts, labels, places=None, batch_size: int = 64) -> float:
-        """Fit the calibration temperature on held-out posts with known labels (indices into the gallery) by
-        minimising the negative log-likelihood within [0.05, 20]; store it in `config.probability_temperature` and
-        return it."""
+        """Fit the calibration temperature on held-out posts with known labels (indices into the gallery, or the
+        places' names) by minimising the negative log-likelihood within [0.05, 20]; store it in
+        `config.probability_temperature` and return it."""
         places = self.resolve_places(places)
-        labels = torch.as_tensor(labels, dtype=torch.long)
         texts = validate_texts(texts)
+        labels = _gallery_indices(labels, places)
         if labels.shape[0] != len(texts):
             raise ValueError(f"{len(texts)} posts but {labels.shape[0]} labels")
-        if labels.min() < 0 or labels.max() >= len(places):
-            raise ValueError(f"labels must index the {len(places)} places; got values outside [0, {len(places)})")
         raw_logits, _ = self.predict_logits(texts, places, batch_size)
         raw_logits = raw_logits.cpu().clone()  # a normal tensor: inference tensors cannot enter autograd
         with torch.enable_grad():
@@ -311,3 +309,26 @@ class GeolocationMixin:
         temperature = min(max(float(log_temperature.detach().exp()), _MIN_TEMPERATURE), _MAX_TEMPERATURE)
         self.config.probability_temperature = temperature
         return temperature
+
+
+def _gallery_indices(labels, places) -> torch.Tensor:
+    """Labels (gallery indices or place names) as a LongTensor of indices; a label that is neither is named."""
+    if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+        raise ValueError(f"labels must be a list with one label per post, got {type(labels).__name__} {labels!r}")
+    labels = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+    index_of_name, indices = {}, []
+    for index, place in enumerate(places):
+        index_of_name.setdefault(place["name"], index)
+    for position, label in enumerate(labels):
+        if isinstance(label, str):
+            if label not in index_of_name:
+                raise ValueError(f"label {position} ({label!r}) is not the name of a place of the gallery")
+            indices.append(index_of_name[label])
+        elif isinstance(label, numbers.Integral) and not isinstance(label, bool):
+            if not 0 <= label < len(places):
+                raise ValueError(f"label {position} ({label}) must index the {len(places)} places: [0, {len(places)})")
+            indices.append(int(label))
+        else:
+            raise ValueError(f"label {position} must be a place's index or name, got {type(label).__name__} {label!r}")
+    return torch.tensor(indices, dtype=torch.long)
+

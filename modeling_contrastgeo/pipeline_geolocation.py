@@ -32,6 +32,8 @@ from itertools import islice
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .places import check_posts_container
+
 GEOLOCATION_TASK = "geolocation"
 DEFAULT_BATCH_SIZE = 64
 
@@ -112,6 +114,7 @@ class GeolocationPipeline(Pipeline):
             return self._geolocate_group(posts, 0, forward_params)
         if posts is None or not hasattr(posts, "__iter__"):
             raise ValueError(f"posts must be a string, a list of strings or an iterable of strings, got {posts!r}")
+        check_posts_container(posts)
         return self._stream(posts, forward_params)
 
     def _geolocate_group(self, posts, first_index, forward_params):

@@ -6,10 +6,27 @@ offending row, so a bad row in a 30,000-place file is found without a debugger.
 """
 
 import hashlib
+import logging
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 
 PLACE_FIELDS = ("name", "latitude", "longitude")
+logger = logging.getLogger(__name__)
+
+
+def check_posts_container(posts) -> None:
+    """Refuse containers whose iteration is not the posts in order: iterating a dict or a table gives its keys or
+    column names, a set has no order to match the results to."""
+    kind = type(posts).__name__
+    if hasattr(posts, "columns") and hasattr(posts, "to_dict"):  # pandas.DataFrame
+        raise ValueError(f"posts must be a list of strings, got a {kind}: pass its text column (e.g. frame['text'])")
+    if isinstance(posts, Mapping):
+        raise ValueError(f"posts must be a list of strings, got a {kind} (iterating it gives its keys): pass the "
+                         "posts themselves (e.g. list(mapping.values()) or a batch's 'text' column)")
+    if isinstance(posts, (set, frozenset)):
+        raise ValueError(f"posts must be a list of strings, got a {kind}: it has no order to match the results to; "
+                         "pass a list")
 
 
 def validate_texts(texts, allow_blank: bool = False) -> list[str]:
@@ -21,6 +38,7 @@ def validate_texts(texts, allow_blank: bool = False) -> list[str]:
         texts = [texts]
     if texts is None or not isinstance(texts, Sequence) and not hasattr(texts, "__iter__"):
         raise ValueError(f"posts must be a string or a list of strings, got {type(texts).__name__}")
+    check_posts_container(texts)
     texts = list(texts)
     if not texts:
         raise ValueError("no posts given: the list of posts is empty")
@@ -55,6 +73,9 @@ def _rows_of_table(places) -> list[Mapping]:
     if hasattr(places, "column_names") and hasattr(places, "to_list"):  # datasets.Dataset
         return places.to_list()
     if isinstance(places, Mapping):  # dict of columns
+        if any(isinstance(value, str) or not hasattr(value, "__iter__") for value in places.values()):
+            raise ValueError("places must be a list of places or a table of columns; this mapping holds single "
+                             f"values (one place?): wrap it in a list, [{dict(places)!r}]")
         columns = {key: list(value) for key, value in places.items()}
         lengths = {len(value) for value in columns.values()}
         if len(lengths) > 1:
@@ -85,7 +106,7 @@ def _resolve_spec(places: str) -> ResolvedGallery:
     if spec not in _RESOLVED_SPECS:
         from .gazetteer import resolve_places_spec
 
-        places_list = normalize_places(resolve_places_spec(spec))
+        places_list = normalize_places(resolve_places_spec(spec), warn_shared_names=False)
         gallery = ResolvedGallery(places_list)
         gallery.fingerprint = places_fingerprint(places_list)
         _RESOLVED_SPECS[spec] = gallery
@@ -96,8 +117,11 @@ def _resolve_spec(places: str) -> ResolvedGallery:
     return resolved
 
 
-def normalize_places(places) -> list[dict]:
-    """Validate a gallery and return it as a list of `{"name", "latitude", "longitude"}` dicts (extra keys kept)."""
+def normalize_places(places, warn_shared_names: bool = True) -> list[dict]:
+    """Validate a gallery and return it as a list of `{"name", "latitude", "longitude"}` dicts (extra keys kept).
+
+    Places that share a name at different coordinates are logged (unless `warn_shared_names` is False: GeoNames has
+    such towns): a model with the prompt location encoder tells places apart by name, so they score alike."""
     if places is None:
         raise ValueError("no places given")
     if isinstance(places, str):
@@ -113,8 +137,12 @@ def normalize_places(places) -> list[dict]:
         if missing:
             raise ValueError(f"place {index} is missing {', '.join(missing)} (needs name, latitude, longitude)")
         name = row["name"]
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"place {index}: name is missing or empty ({name!r})")
+        if isinstance(name, numbers.Integral) and not isinstance(name, bool):
+            name = str(name)  # a code read as a number from a table (a ZIP code, a station id): its text is its name
+        if not isinstance(name, str):
+            raise ValueError(f"place {index}: name must be text, got {type(name).__name__} {name!r}")
+        if not name.strip():
+            raise ValueError(f"place {index}: name is empty ({name!r})")
         latitude, longitude = check_coordinate(row["latitude"], row["longitude"], f"place {index} ({name})")
         # Two equal places would be two classes that split one place's probability between them.
         earlier = first_index.setdefault((name, latitude, longitude), index)
@@ -122,7 +150,23 @@ def normalize_places(places) -> list[dict]:
             raise ValueError(f"place {index} repeats place {earlier} ({name}, {latitude}, {longitude}): each place of "
                              "a gallery is a class; remove the copy")
         normalized.append({**dict(row), "name": name, "latitude": latitude, "longitude": longitude})
+    if warn_shared_names:
+        _log_shared_names(normalized)
     return normalized
+
+
+def _log_shared_names(places) -> None:
+    first_with_name, shared = {}, []
+    for index, place in enumerate(places):
+        earlier = first_with_name.setdefault(place["name"].strip().casefold(), index)
+        if earlier != index:
+            shared.append((earlier, index))
+    if shared:
+        earlier, index = shared[0]
+        logger.warning("%d place(s) share a name with an earlier one at other coordinates, first place %d (%r) and "
+                       "place %d (%r): a model with the prompt location encoder scores them alike; give each its own "
+                       "name (e.g. with its region)", len(shared), index, places[index]["name"], earlier,
+                       places[earlier]["name"])
 
 
 def places_fingerprint(places: list[dict]) -> str:

@@ -1,6 +1,7 @@
 """ContrastGeoModel with tiny configs: every location mode, encoder, fusion strategy and objective."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -219,6 +220,22 @@ def test_temperature_fit_is_stored(tiny_encoder):
     # The fitted temperature minimises the labelled posts' negative log-likelihood (away from the clamp bounds).
     assert 0.05 < temperature < 20.0
     assert all(nll(temperature) <= nll(temperature * factor) + 1e-6 for factor in (0.8, 0.95, 1.05, 1.25))
+    names = [SWISS_PLACES[i]["name"] for i in LABELS.tolist()]
+    assert model.fit_probability_temperature(POSTS, names) == pytest.approx(temperature)  # names work as indices
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([0, 2, 1, 3.5], "label 3 must be a place's index or name, got float 3.5"),
+    ([0, 2, 1, True], "label 3 must be a place's index or name, got bool True"),
+    ([0, 2, 1, None], "label 3 must be a place's index or name, got NoneType None"),
+    ([0, 2, 1, "Atlantis"], "label 3 \\('Atlantis'\\) is not the name of a place of the gallery"),
+    ([0, 2, 1, 7], "label 3 \\(7\\) must index the 4 places"),
+    ([0, 2, 1], "4 posts but 3 labels"),
+    (1, "labels must be a list with one label per post, got int 1"),
+])
+def test_temperature_fit_names_a_bad_label(tiny_encoder, labels, message):
+    with pytest.raises(ValueError, match=message):
+        build(tiny_encoder).fit_probability_temperature(POSTS, labels)
 
 
 @pytest.mark.parametrize(
@@ -253,7 +270,9 @@ def test_blank_posts_are_scored_only_when_allowed(tiny_encoder):
         ({"name": "X", "latitude": float("nan"), "longitude": 0.0}, "latitude is nan"),
         ({"name": "X", "latitude": 0.0, "longitude": float("inf")}, "longitude is inf"),
         ({"latitude": 0.0, "longitude": 0.0}, "place 1 is missing name"),
-        ({"name": " ", "latitude": 0.0, "longitude": 0.0}, "name is missing or empty"),
+        ({"name": " ", "latitude": 0.0, "longitude": 0.0}, "name is empty"),
+        ({"name": 1.5, "latitude": 0.0, "longitude": 0.0}, "place 1: name must be text, got float 1.5"),
+        ({"name": True, "latitude": 0.0, "longitude": 0.0}, "place 1: name must be text, got bool True"),
         ({"name": "X", "latitude": "north", "longitude": 0.0}, "must be numbers"),
         (dict(SWISS_PLACES[0]), r"place 1 repeats place 0 \(Zürich, Switzerland, 47.36667, 8.55\)"),
     ],
@@ -262,6 +281,31 @@ def test_bad_places(tiny_encoder, place, message):
     model = build(tiny_encoder)
     with pytest.raises(ValueError, match=message):
         model.geolocate(["Grüezi"], places=[SWISS_PLACES[0], place])
+
+
+def test_galleries_read_from_tables(tiny_encoder, caplog):
+    model = build(tiny_encoder)
+    codes = pd.DataFrame({"name": [10001, 94103], "latitude": [40.75, 37.77], "longitude": [-73.99, -122.41]})
+    assert {r["name"] for r in model.geolocate(["Grüezi"], places=codes, top_k=2)[0]} == {"10001", "94103"}
+    with pytest.raises(ValueError, match="this mapping holds single values \\(one place\\?\\): wrap it in a list"):
+        model.geolocate(["Grüezi"], places=dict(SWISS_PLACES[0]))
+    twins = [SWISS_PLACES[0], SWISS_PLACES[1], {**SWISS_PLACES[1], "latitude": 10.0}]
+    with caplog.at_level("WARNING", logger="modeling_contrastgeo.places"):
+        model.geolocate(["Grüezi"], places=twins)
+    assert "1 place(s) share a name with an earlier one" in caplog.text and "place 2" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "posts, message",
+    [(pd.DataFrame({"text": ["Grüezi"]}), "got a DataFrame: pass its text column"),
+     ({"text": "Grüezi"}, "got a dict \\(iterating it gives its keys\\)"),
+     ({"Grüezi", "Bärn"}, "got a set: it has no order")],
+)
+def test_posts_in_containers_that_do_not_iterate_as_posts(tiny_encoder, posts, message):
+    model = build(tiny_encoder)
+    with pytest.raises(ValueError, match=message):
+        model.geolocate(posts)
+    assert len(model.geolocate(pd.Series(["Grüezi", "Bärn"]))) == 2  # a column is fine
 
 
 def test_empty_gallery_and_bad_latlon_tensor(tiny_encoder):

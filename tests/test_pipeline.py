@@ -110,6 +110,8 @@ def test_pipeline_rejects_bad_posts(model):
         geolocator([POSTS[0], POSTS[1], 42])
     with pytest.raises(ValueError, match="batch_size"):
         geolocator(POSTS, batch_size=0)
+    with pytest.raises(ValueError, match="got a dict \\(iterating it gives its keys\\)"):
+        geolocator({"text": POSTS[0], "other": POSTS[1]})
 
 
 SUBPROCESS_SCRIPT = textwrap.dedent("""

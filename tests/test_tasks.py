@@ -221,6 +221,10 @@ def test_midwest_and_umass_readers_name_the_bad_line(tmp_path):
     header = "\tTweet ID\tCountry\tDate\tTweet\n"
     with pytest.raises(ValueError, match="all_annotated.tsv, line 3: expected 5"):
         read_annotated_tweets(_write(tmp_path / "all_annotated.tsv", header + "0\t1\tNA\t2014-01-01\thello\n1\t2\tUS\n"))
+    # An unclosed quote merges the rows up to the next quote into one field, with their TABs in it.
+    unclosed = header + '0\t1\tUS\t2014-01-01\t"oops\n1\t2\tGB\t2014-01-01\tlost\n2\t3\tFR\t2014-01-01\tend"\n'
+    with pytest.raises(ValueError, match="lines 2-4: a field holds TAB characters, so a quote opened on line 2"):
+        read_annotated_tweets(_write(tmp_path / "unclosed.tsv", unclosed))
     namibia = read_annotated_tweets(_write(tmp_path / "ok.tsv", header + "0\t1\tNA\t2014-01-01\thello\n"))
     assert namibia["Country"].tolist() == ["NA"]
 

@@ -77,6 +77,19 @@ def test_multiline_csv_field_keeps_the_line_it_starts_on(tmp_path):
     assert dataset["source_line"] == [2, 4]
 
 
+def test_an_unclosed_quote_is_named_with_the_lines_it_swallowed(tmp_path):
+    path = tmp_path / "posts.csv"
+    path.write_text('text,label,latitude,longitude\nok,A,1,2\n"oops,A,1,2\nlost,B,1,2\nlost too",B,1,2,x\n'
+                    'after,B,1,2\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="line 3: expected 4 fields, found 5 in one record over lines 3-5 "
+                                         "\\(a quote opened on line 3 that is never closed\\?\\)"):
+        load_user_dataset(path)
+    dataset, _ = load_user_dataset(path, on_bad_rows="skip")
+    assert dataset["text"] == ["ok", "after"]
+    skipped = json.loads((tmp_path / "posts.csv.skipped.jsonl").read_text(encoding="utf-8"))
+    assert "lost,B,1,2" in skipped["row"][0] and "over lines 3-5" in skipped["reason"]  # nothing lost unseen
+
+
 def test_csv_with_byte_order_mark(tmp_path):
     path = tmp_path / "excel.csv"
     POSTS.to_csv(path, index=False, encoding="utf-8-sig")
