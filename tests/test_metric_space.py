@@ -70,7 +70,7 @@ def test_widget_scores_its_table_with_the_metric(widget):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"predicted_latitude": [123.0, 51.5072]}, r"predicted_latitudes\[0\] = 123.0 is outside \[-90, 90\]"),
+    ({"predicted_latitude": [123.0, 51.5072]}, r"predicted_latitude\[0\] = 123.0 is outside \[-90, 90\]"),
     ({"true_longitude": [None, -0.1278]}, r"true_longitude is empty in row\(s\) \[1\]"),
     ({"true_label": [0, ""]}, r"labels are given in some rows but not in row\(s\) \[2\]"),
 ])

@@ -165,7 +165,10 @@ GOOD = dict(
         (dict(predictions=[0, 1, 2]), r"references is missing"),
         (dict(references=[0, 1, 2]), r"predictions is missing"),
         (dict(predictions=[0, 1], references=[0, 1, 2]), r"predictions has 2 values"),
-        (dict(predictions=[0, 1, 2], references=[0.0, 1.0, float("nan")]), r"references must hold integer"),
+        (dict(predictions=[0, 1, 2], references=[0, 1.0, float("nan")]), r"references\[1\] = 1.0 is not an integer"),
+        (dict(predictions=[0, True, 2], references=[0, 1, 2]), r"predictions\[1\] = True is not an integer"),
+        (dict(predictions=[0, None, 2], references=[0, 1, 2]), r"predictions\[1\] = None is not an integer"),
+        (dict(predictions=[0, 2 ** 70, 2], references=[0, 1, 2]), r"predictions holds a class id beyond the 64-bit"),
         (dict(predictions=[0, 1, 2], references=[0, 1, 2], top_k_predictions=[0, 1, 2]), r"must be 2-D"),
         (dict(predictions=[0, 1, 2], references=[0, 1, 2], top_k_predictions=[[0, 1]] * 2), r"must have shape"),
         (dict(top_k_predictions=[[0, 1]] * 3), r"top_k_predictions needs references"),
@@ -272,10 +275,31 @@ def test_evaluate_module_rejects_mismatched_configs(no_network, random_examples,
     with pytest.raises(ValueError, match="needs both predictions and references"):
         labels_metric.compute(**coordinates)
     bad = dict(coordinates, true_latitude=[100.0] + coordinates["true_latitude"][1:])
-    with pytest.raises(ValueError, match=r"true_latitudes\[0\] = 100.0 is outside"):
+    with pytest.raises(ValueError, match=r"true_latitude\[0\] = 100.0 is outside"):  # the argument's own name
         coordinates_metric.compute(**bad)
     with pytest.raises(ValueError, match="unknown config_name"):
         evaluate.load(GEOLOCATION_METRIC_PATH, config_name="regression", cache_dir=str(tmp_path))
+
+
+def test_evaluate_module_checks_values_before_evaluate_casts_them(no_network, random_examples, tmp_path):
+    """evaluate casts inputs to the features (int64 labels) first: 1.7 would become 1 and "Paris" a bare error."""
+    metric = evaluate.load(GEOLOCATION_METRIC_PATH, config_name="labels", cache_dir=str(tmp_path))
+    examples = {name: values[:3] for name, values in random_examples.items() if name != "top_k_predictions"}
+    for override, message in [
+        (dict(predictions=[1.7, 2, 3]), r"predictions\[0\] = 1.7 is not an integer class id"),
+        (dict(references=[1, None, 3]), r"references\[1\] = None is not an integer class id"),
+        (dict(predictions=["Paris", "Rome", "Oslo"]), r"predictions\[0\] = 'Paris' is not an integer class id"),
+        (dict(predicted_latitude=["abc", 2.0, 3.0]), r"predicted_latitude must be a 1-D sequence of numbers"),
+        (dict(true_longitude=[1.0, float("nan"), 3.0]), r"true_longitude\[1\] is nan"),
+        (dict(true_longitude=None), r"true_longitude missing: give all of"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            metric.compute(**{**examples, **override})
+        with pytest.raises(ValueError, match=message):
+            metric.add_batch(**{**examples, **override})
+    with pytest.raises(ValueError, match=r"prediction\[0\] = 1.7 is not an integer class id"):
+        metric.add(prediction=1.7, reference=1, **{name: examples[name][0] for name in COORDINATE_NAMES})
+    assert metric.compute(**examples)["num_examples"] == 3  # nothing half-added by the refused calls
 
 
 def test_expected_calibration_error_by_hand():

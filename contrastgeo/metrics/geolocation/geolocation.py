@@ -110,9 +110,20 @@ def _as_labels(values, name, expected_ndim):
     if array.ndim != expected_ndim:
         raise ValueError(f"{name} must be {expected_ndim}-D, got shape {array.shape}")
     # Float labels would let NaN or 2.5 through, and NaN never equals anything: require integer class ids.
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{name} must hold integer class ids, got dtype {array.dtype}")
-    return array.astype(np.int64)
+    # Arrays and tensors of an integer dtype are fine as they are; lists are checked as given.
+    integer_array = np.issubdtype(array.dtype, np.integer) and not isinstance(values, (list, tuple))
+    if array.size and not integer_array:
+        # Element by element as given: numpy would turn [0, 1.5] into floats and [0, True] into integers.
+        given = np.asarray(values, dtype=object)
+        for index in np.ndindex(given.shape):
+            value = given[index]
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                where = index[0] if len(index) == 1 else index
+                raise ValueError(f"{name}[{where}] = {value!r} is not an integer class id")
+    try:
+        return array.astype(np.int64)
+    except OverflowError:
+        raise ValueError(f"{name} holds a class id beyond the 64-bit integers") from None
 
 
 def _threshold_key(threshold):
@@ -261,20 +272,40 @@ class Geolocation(evaluate.Metric):
         if self._has_labels and coordinates_given and not (has_predictions and has_references):
             raise ValueError(f"the {LABELS_CONFIG!r} config needs both predictions and references")
 
+    @staticmethod
+    def _check_values(labels, coordinates):
+        # Before evaluate casts them to its features: the cast would truncate a label of 1.7 to 1, and its errors
+        # name neither the argument nor the example.
+        given = [name for name in _COORDINATE_NAMES if coordinates.get(name) is not None]
+        if given and len(given) < len(_COORDINATE_NAMES):
+            missing = [name for name in _COORDINATE_NAMES if name not in given]
+            raise ValueError(f"{', '.join(missing)} missing: give all of {', '.join(_COORDINATE_NAMES)}")
+        for name in given:
+            _validate_coordinates(_as_vector(coordinates[name], name, np.float64), name,
+                                  90.0 if name.endswith("latitude") else 180.0)
+        for name, values in labels.items():
+            if values is not None:
+                _as_labels(values, name, 1)
+
     def compute(self, *, predictions=None, references=None, **kwargs):
         """Score the given examples plus those added with `add`/`add_batch` (see the inputs description)."""
         coordinates_given = any(kwargs.get(name) is not None for name in _COORDINATE_NAMES)
         self._check_inputs(predictions is not None, references is not None, coordinates_given)
+        self._check_values({"predictions": predictions, "references": references}, kwargs)
         return super().compute(predictions=predictions, references=references, **kwargs)
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
         """Add a batch of examples (coordinate lists, and labels with the "labels" config)."""
         self._check_inputs(predictions is not None, references is not None, coordinates_given=True)
+        self._check_values({"predictions": predictions, "references": references}, kwargs)
         return super().add_batch(predictions=predictions, references=references, **kwargs)
 
     def add(self, *, prediction=None, reference=None, **kwargs):
         """Add one example (coordinates, and `prediction`/`reference` with the "labels" config)."""
         self._check_inputs(prediction is not None, reference is not None, coordinates_given=True)
+        as_lists = {name: None if value is None else [value] for name, value in kwargs.items()}
+        self._check_values({"prediction": None if prediction is None else [prediction],
+                            "reference": None if reference is None else [reference]}, as_lists)
         return super().add(prediction=prediction, reference=reference, **kwargs)
 
     def _compute(
