@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from .predict import DEFAULT_CHUNK_SIZE, predict_file
-from .prediction_io import EXTENSIONS, FORMATS, STDIO
+from .prediction_io import EXTENSIONS, FORMATS, STDIO, csv_read_errors
 
 
 def load_places_table(path) -> list[dict]:
@@ -45,11 +45,15 @@ def load_places_table(path) -> list[dict]:
     if file_format is None:
         raise ValueError(f"--places {path}: a places file ends in {', '.join(EXTENSIONS)}")
     if file_format == "csv":
-        table = pd.read_csv(path, dtype={"name": str, "label": str}, keep_default_na=False, encoding="utf-8")
-    elif file_format == "jsonl":
-        table = pd.read_json(path, lines=True, dtype={"name": str, "label": str})
+        with csv_read_errors(path):
+            table = pd.read_csv(path, dtype={"name": str, "label": str}, keep_default_na=False, encoding="utf-8",
+                                index_col=False)
     else:
-        table = pd.read_parquet(path)
+        try:
+            table = (pd.read_json(path, lines=True, dtype={"name": str, "label": str}, encoding="utf-8-sig")
+                     if file_format == "jsonl" else pd.read_parquet(path))
+        except Exception as error:  # pyarrow's and pandas' own errors do not name the file
+            raise ValueError(f"{path}: not a readable places file ({type(error).__name__}: {error})") from None
     if "name" not in table.columns and "label" in table.columns:
         table = table.rename(columns={"label": "name"})
     missing = [column for column in ("name", "latitude", "longitude") if column not in table.columns]
@@ -149,15 +153,51 @@ def _process_state(device):
     return PartialState(cpu=str(device or "").startswith("cpu") or not torch.cuda.is_available())
 
 
+def _check_device(device: str):
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(f"--device {device!r} is not a device torch knows ({error})") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: torch sees no CUDA device here (use --device cpu)")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+
+
+def _load_model(name_or_path: str):
+    """The model of --model: a saved folder, else a Hub id; a path that is not a model folder is named."""
+    from modeling_contrastgeo import ContrastGeoModel
+
+    path = Path(name_or_path).expanduser()
+    # A Hub id is "name" or "user/name"; anything else that does not exist is a mistyped path.
+    looks_local = path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    if looks_local and not path.is_dir():
+        raise ValueError(f"--model {name_or_path}: no such model folder")
+    if looks_local and not (path / "config.json").is_file():
+        raise ValueError(f"--model {name_or_path}: not a saved model folder (no config.json; train.py's --output-dir "
+                         "or save_pretrained writes one)")
+    try:
+        return ContrastGeoModel.from_pretrained(str(path) if looks_local else name_or_path)
+    except OSError as error:
+        where = "" if looks_local else "no such folder here, and as a Hub id: "
+        raise ValueError(f"--model {name_or_path}: {where}could not load it ({error})") from None
+
+
 def run_predict(args) -> int:
     import torch
 
-    from modeling_contrastgeo import ContrastGeoModel
-
+    if args.input != STDIO and Path(args.input).is_dir():
+        raise ValueError(f"--input {args.input} is a folder: give a file of posts")
+    if args.output != STDIO and Path(args.output).is_dir():
+        raise ValueError(f"--output {args.output} is a folder: give the path of the predictions file")
+    if args.device is not None:
+        _check_device(args.device)
     state = _process_state(args.device)
     places = _places_argument(args.places) if args.places is not None else None
     device = args.device or (state.device if state is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = ContrastGeoModel.from_pretrained(args.model).to(device).eval()
+    model = _load_model(args.model).to(device).eval()
     try:
         counts = predict_file(
             model, args.input, args.output, text_column=args.text_column, top_k=args.top_k, places=places,
@@ -168,10 +208,15 @@ def run_predict(args) -> int:
     finally:
         if state is not None:
             state.destroy_process_group()
-    if not args.quiet and (state is None or state.is_main_process):
+    main_process = state is None or state.is_main_process
+    if not args.quiet and main_process:
         target = "stdout" if args.output == STDIO else args.output
         print(f"contrastgeo: wrote {counts['rows']} rows ({counts['errors']} with an error) to {target}",
               file=sys.stderr)
+    if counts is not None and counts["rows"] and counts["errors"] == counts["rows"]:  # None off the main process
+        print("contrastgeo predict: error: no row could be geolocated (each has its error in the output): "
+              "check --input-format and --text-column", file=sys.stderr)
+        return 1
     return 0
 
 

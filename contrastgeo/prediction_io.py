@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,26 @@ class RowResult:
     text: str | None = None
     error: str | None = None
     predictions: list | None = None
+
+
+@contextlib.contextmanager
+def csv_read_errors(path):
+    """pandas' CSV errors as ValueErrors naming the file. Read with `index_col=False`: a first row with more fields
+    than the header would otherwise turn the first column into an index and shift every column by one; pandas then
+    warns that the extra fields would be lost, which is an error here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            yield
+        except pd.errors.ParserWarning:
+            raise ValueError(f"{path}: line 2, the first row, has more fields than the header line; quote fields "
+                             "that hold commas") from None
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"{path}: the CSV file is empty (not even a header)") from None
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path}: not UTF-8 text ({error}); re-encode it as UTF-8") from None
+        except pd.errors.ParserError as error:
+            raise ValueError(f"{path}: malformed CSV: {error}") from None
 
 
 def prediction_columns(top_k: int) -> list[str]:
@@ -86,7 +107,10 @@ class InputSource:
         self.columns = self.arrow_schema = self.total_rows = None
         self._seen_text_field = False
         if input_format == "parquet":
-            parquet_file = pq.ParquetFile(path)
+            try:
+                parquet_file = pq.ParquetFile(path)
+            except (pa.ArrowException, OSError) as error:
+                raise ValueError(f"{path}: not a readable Parquet file ({error})") from None
             self.arrow_schema = parquet_file.schema_arrow
             self.columns = list(self.arrow_schema.names)
             self.total_rows = parquet_file.metadata.num_rows
@@ -110,20 +134,14 @@ class InputSource:
     @contextlib.contextmanager
     def _csv_errors(self):
         """pandas' errors, with the file named (a malformed row stops the run: its fields cannot be told apart)."""
-        try:
+        with csv_read_errors(self.path):
             yield
-        except pd.errors.EmptyDataError:
-            raise ValueError(f"{self.path}: the CSV input is empty (not even a header)") from None
-        except UnicodeDecodeError as error:
-            raise ValueError(f"{self.path}: not UTF-8 text ({error}); re-encode it as UTF-8") from None
-        except pd.errors.ParserError as error:
-            raise ValueError(f"{self.path}: malformed CSV: {error}") from None
 
     def _csv_chunks(self):
         source = sys.stdin if self.path == STDIO else self.path
         # Everything as text, with no NA guessing: carried columns come out as they went in.
         with self._csv_errors(), pd.read_csv(
-            source, chunksize=self.chunk_size, dtype=str, keep_default_na=False, encoding="utf-8"
+            source, chunksize=self.chunk_size, dtype=str, keep_default_na=False, encoding="utf-8", index_col=False
         ) as reader:
             for frame in reader:
                 if self.columns is None:
@@ -153,7 +171,8 @@ class InputSource:
 
     def _parse_jsonl_line(self, raw_line: bytes, line_number: int) -> RowResult:
         try:
-            values = json.loads(raw_line.decode("utf-8"))
+            text = raw_line.decode("utf-8")
+            values = json.loads(text.removeprefix("\ufeff") if line_number == 1 else text)  # a BOM is no data
         except UnicodeDecodeError:
             return RowResult(values={}, error=f"line {line_number} is not UTF-8 text")
         except json.JSONDecodeError as error:

@@ -73,6 +73,8 @@ def _run(arguments):
     if arguments.command == "build":
         raw_dir = arguments.raw_dir or default_raw_dir()
         output_dir = arguments.output_dir or default_cache_dir() / arguments.task
+        if output_dir.exists() and not output_dir.is_dir():
+            raise ValueError(f"--output-dir {output_dir} is a file: build writes a folder there")
         dataset_dict, written = build_and_write_task(arguments.task, output_dir, raw_dir)
         print(f"{arguments.task}: written to {written}")
         print(render_statistics_table(task_statistics(dataset_dict)))
@@ -81,6 +83,9 @@ def _run(arguments):
         return _push(arguments)
     if arguments.all:
         return _summary_statistics(arguments)
+    if arguments.write_readme is not None:
+        print("stats: --write-readme writes the --all table; add --all", file=sys.stderr)
+        return 2
     if (arguments.task is None) == (arguments.data_dir is None):
         print("stats: give exactly one of --all, --task or --data-dir", file=sys.stderr)
         return 2

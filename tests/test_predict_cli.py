@@ -241,11 +241,47 @@ def test_usage_errors_name_the_problem(saved_model, tmp_path, capsys):
          "bad_places.csv: place 1 (B): latitude 95.0 is outside [-90, 90]"),
         (["--input", tmp_path / "new_field.jsonl", "--output", output, "--chunk-size", 1],
          "input row 1 has fields ['extra'] that the first rows do not have"),
+        (["--input", posts, "--output", tmp_path], f"--output {tmp_path} is a folder"),
+        (["--input", tmp_path, "--output", output], f"--input {tmp_path} is a folder"),
+        (["--input", posts, "--output", output, "--device", "bogus"], "--device 'bogus' is not a device torch knows"),
+        (["--input", tmp_path / "shifted.csv", "--output", output],
+         "shifted.csv: line 2, the first row, has more fields than the header line"),
+        (["--input", posts, "--output", output, "--places", tmp_path / "shifted_places.csv"],
+         "shifted_places.csv: line 2, the first row, has more fields than the header line"),
+        (["--input", tmp_path / "fake.parquet", "--output", output], "fake.parquet: not a readable Parquet file"),
+        (["--input", posts, "--output", output, "--places", tmp_path / "fake.parquet"],
+         "fake.parquet: not a readable places file"),
     ]
+    # pandas would read the extra first-row field as an index column and shift every column onto the next one's name
+    (tmp_path / "shifted.csv").write_text("text,user\nGrüezi,anna,EXTRA\nServus,bert\n", encoding="utf-8")
+    (tmp_path / "shifted_places.csv").write_text("name,latitude,longitude\nA,10,10,5\nB,20,20\n", encoding="utf-8")
+    (tmp_path / "fake.parquet").write_text("hello", encoding="utf-8")
+    if not torch.cuda.is_available():
+        cases.append((["--input", posts, "--output", output, "--device", "cuda"], "torch sees no CUDA device here"))
     for arguments, message in cases:
         assert predict(saved_model, *arguments, "--quiet") == 1, arguments
         assert message in capsys.readouterr().err, arguments
         assert not output.exists() and not Path(f"{output}.partial").exists(), arguments
+    for model_argument, message in [(tmp_path / "nowhere", "no such model folder"),
+                                    (tmp_path, "not a saved model folder (no config.json")]:
+        assert main(["predict", "--model", str(model_argument), "--input", str(posts), "--output", str(output)]) == 1
+        assert f"--model {model_argument}: {message}" in capsys.readouterr().err
+
+
+def test_a_run_where_no_row_could_be_geolocated_fails(saved_model, tmp_path, capsys):
+    write_rows(tmp_path / "posts.csv", [{"text": GOOD_POSTS[0]}, {"text": GOOD_POSTS[1]}], "csv")
+    assert predict(saved_model, "--input", tmp_path / "posts.csv", "--input-format", "jsonl",
+                   "--output", tmp_path / "out.jsonl", "--quiet") == 1
+    assert "no row could be geolocated" in capsys.readouterr().err
+    assert len(read_rows(tmp_path / "out.jsonl", "jsonl")) == 3  # every line kept, with its error
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_jsonl_row(saved_model, model, tmp_path):
+    (tmp_path / "posts.jsonl").write_text("\ufeff" + json.dumps({"text": GOOD_POSTS[0]}) + "\n", encoding="utf-8")
+    assert predict(saved_model, "--input", tmp_path / "posts.jsonl", "--output", tmp_path / "out.jsonl",
+                   "--top-k", 1, "--quiet") == 0
+    [row] = read_rows(tmp_path / "out.jsonl", "jsonl")
+    assert row["error"] is None and row["predictions"] == model.geolocate([GOOD_POSTS[0]], top_k=1)[0]
 
 
 @pytest.mark.slow

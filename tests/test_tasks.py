@@ -313,3 +313,15 @@ def test_push_checks_the_folder_and_the_offline_switch_before_any_network(tmp_pa
         push_dataset_folder(folder, "user/vardial-ch")
     assert datasets_cli(["push", "--data-dir", str(folder), "--repo-id", "user/vardial-ch"]) == 1
     assert datasets_cli(["push", "--repo-id", "user/vardial-ch"]) == 2
+
+
+def test_cli_names_an_output_path_that_is_a_file_and_a_readme_without_the_table(tmp_path, capsys):
+    from datasets_scripts.__main__ import main as datasets_cli
+
+    taken = _write(tmp_path / "taken", "not a folder")
+    assert datasets_cli(["build", "--task", "vardial-ch", "--output-dir", str(taken)]) == 1
+    assert f"--output-dir {taken} is a file" in capsys.readouterr().err
+    readme = _write(tmp_path / "README.md", "unchanged")
+    assert datasets_cli(["stats", "--task", "vardial-ch", "--write-readme", str(readme)]) == 2
+    assert "--write-readme writes the --all table; add --all" in capsys.readouterr().err
+    assert readme.read_text(encoding="utf-8") == "unchanged"

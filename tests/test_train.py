@@ -236,6 +236,14 @@ def test_region_populations_come_from_the_train_file_only(tmp_path, caplog):
     assert len(data.eval["text"]) == len(posts)
 
 
+def test_an_output_dir_that_is_a_file_is_refused_before_training(tiny, tmp_path):
+    from contrastgeo.training import parse_args
+
+    (tmp_path / "taken").write_text("a file", encoding="utf-8")
+    with pytest.raises(ValueError, match="--output-dir .*taken is a file: the run writes a folder there"):
+        parse_args(geolocation_argv(tiny, tmp_path / "taken"))
+
+
 def test_a_single_place_is_an_error(tmp_path):
     from contrastgeo.training import parse_args
     from contrastgeo.training.data import load_geolocation_data

@@ -302,6 +302,8 @@ def validate_args(args) -> None:
     """Cross-flag checks; raises ValueError naming the flags."""
     if not args.output_dir:
         raise ValueError("--output-dir is required")
+    if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+        raise ValueError(f"--output-dir {args.output_dir} is a file: the run writes a folder there")
     geolocation = args.objective in GEOLOCATION_OBJECTIVES
     if args.task is not None and args.train_file is not None:
         raise ValueError("give either --task or --train-file, not both")
