@@ -52,6 +52,8 @@ def validate_texts(texts, allow_blank: bool = False) -> list[str]:
 
 def check_coordinate(latitude, longitude, where: str) -> tuple[float, float]:
     """Validate one (latitude, longitude) pair in degrees and return it as floats."""
+    if isinstance(latitude, bool) or isinstance(longitude, bool):  # float(True) is 1.0: a column mix-up, not a place
+        raise ValueError(f"{where}: latitude/longitude must be numbers, got {latitude!r}, {longitude!r}")
     try:
         latitude, longitude = float(latitude), float(longitude)
     except (TypeError, ValueError):

@@ -274,6 +274,7 @@ def test_blank_posts_are_scored_only_when_allowed(tiny_encoder):
         ({"name": 1.5, "latitude": 0.0, "longitude": 0.0}, "place 1: name must be text, got float 1.5"),
         ({"name": True, "latitude": 0.0, "longitude": 0.0}, "place 1: name must be text, got bool True"),
         ({"name": "X", "latitude": "north", "longitude": 0.0}, "must be numbers"),
+        ({"name": "X", "latitude": True, "longitude": 0.0}, "must be numbers, got True, 0.0"),
         (dict(SWISS_PLACES[0]), r"place 1 repeats place 0 \(Zürich, Switzerland, 47.36667, 8.55\)"),
     ],
 )
