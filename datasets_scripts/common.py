@@ -8,12 +8,14 @@ A geolocation task is a `datasets.DatasetDict` with splits
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import datasets
 import numpy as np
 import pyarrow.parquet as pq
 
+logger = logging.getLogger(__name__)
 
 MIN_POOL_POSTS = 20
 MIN_QUERY_POSTS = 3
@@ -91,8 +93,13 @@ def make_geolocation_task(pool, query, places, min_pool_posts=MIN_POOL_POSTS, mi
     label_of_key = {key: label for label, key in enumerate(kept_places.index)}
     features = post_features(kept_places["name"].tolist())
 
-    def to_split(frame):
+    def to_split(frame, split_name):
         frame = frame[frame["place_key"].isin(label_of_key)]
+        blank = np.flatnonzero(frame["text"].str.strip().eq("").to_numpy())
+        if blank.size:
+            # Kept, as the protocol's sizes count them: geolocate refuses them unless allow_blank=True.
+            logger.warning("%s: %d post(s) with empty text kept (rows %s of the split)", split_name, blank.size,
+                           blank[:10].tolist())
         return datasets.Dataset.from_dict(
             {
                 "text": frame["text"].tolist(),
@@ -113,7 +120,8 @@ def make_geolocation_task(pool, query, places, min_pool_posts=MIN_POOL_POSTS, mi
         },
         features=PLACES_FEATURES,
     )
-    return datasets.DatasetDict({"pool": to_split(pool), "query": to_split(query), PLACES_SPLIT: places_split})
+    return datasets.DatasetDict({"pool": to_split(pool, "pool"), "query": to_split(query, "query"),
+                                 PLACES_SPLIT: places_split})
 
 
 def task_statistics(dataset_dict):

@@ -251,6 +251,16 @@ def test_make_geolocation_task_filters_both_sides_and_checks_places():
         make_geolocation_task(_frame(["zz"]), query, places)
 
 
+def test_posts_with_empty_text_are_kept_and_logged(caplog):
+    places = pd.DataFrame({"name": ["Alpha"], "latitude": [1.0], "longitude": [2.0]},
+                          index=pd.Index(["a"], name="place_key"))
+    query = _frame(["a"] * 3).assign(text=["one", "  ", "three"])
+    with caplog.at_level("WARNING", logger="datasets_scripts.common"):
+        task = make_geolocation_task(_frame(["a"] * 20), query, places)
+    assert task["query"]["text"] == ["one", "  ", "three"]
+    assert "query: 1 post(s) with empty text kept (rows [1] of the split)" in caplog.text and "pool:" not in caplog.text
+
+
 def test_write_dataset_writes_selected_rows_and_refuses_foreign_files(tmp_path):
     places = pd.DataFrame({"name": ["Alpha", "Beta"], "latitude": [1.0, 2.0], "longitude": [3.0, 4.0]},
                           index=pd.Index(["a", "b"], name="place_key"))
