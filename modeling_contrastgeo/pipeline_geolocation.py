@@ -50,13 +50,13 @@ def geolocation_custom_pipelines() -> dict:
     }
 
 
-def _check_posts(posts, first_index: int) -> list[str]:
-    """Posts as a list of non-empty strings; errors count posts from the start of the whole input."""
+def _check_posts(posts, first_index: int, allow_blank: bool = False) -> list[str]:
+    """Posts as a list of strings, non-empty unless `allow_blank`; errors count posts from the start of the input."""
     posts = list(posts)
     for offset, post in enumerate(posts):
         if not isinstance(post, str):
             raise ValueError(f"post {first_index + offset} is not a string (got {type(post).__name__}: {post!r})")
-        if not post.strip():
+        if not allow_blank and not post.strip():
             raise ValueError(f"post {first_index + offset} is empty or whitespace only")
     return posts
 
@@ -65,8 +65,8 @@ class GeolocationPipeline(Pipeline):
     """Where was each post written? Wraps `ContrastGeoModel.geolocate` as a `transformers` pipeline.
 
     Call it with a post, a list of posts or an iterable of posts; keyword arguments `top_k`, `places`, `batch_size`,
-    `rerank`, `rerank_top_k` and `place_prior` mean what they mean in `geolocate` and may also be given when the
-    pipeline is built.
+    `rerank`, `rerank_top_k`, `place_prior` and `allow_blank` mean what they mean in `geolocate` and may also be
+    given when the pipeline is built.
     """
 
     # The model carries its own tokenizer (saved beside its weights): the pipeline does not load a second one.
@@ -84,8 +84,11 @@ class GeolocationPipeline(Pipeline):
         else:
             self.tokenizer = self.model.tokenizer
 
-    def _sanitize_parameters(self, top_k=None, places=None, rerank=None, rerank_top_k=None, place_prior=None):
+    def _sanitize_parameters(self, top_k=None, places=None, rerank=None, rerank_top_k=None, place_prior=None,
+                             allow_blank=None):
         forward_params = {}
+        if allow_blank is not None:
+            forward_params["allow_blank"] = allow_blank
         if place_prior is not None:
             forward_params["place_prior"] = place_prior
         if top_k is not None:
@@ -118,7 +121,8 @@ class GeolocationPipeline(Pipeline):
         return self._stream(posts, forward_params)
 
     def _geolocate_group(self, posts, first_index, forward_params):
-        return self.run_single({"posts": posts, "first_index": first_index}, {}, forward_params, {})
+        inputs = {"posts": posts, "first_index": first_index, "allow_blank": forward_params.get("allow_blank", False)}
+        return self.run_single(inputs, {}, forward_params, {})
 
     def _stream(self, posts, forward_params):
         batch_size = forward_params["batch_size"]
@@ -132,7 +136,7 @@ class GeolocationPipeline(Pipeline):
             first_index += len(group)
 
     def preprocess(self, inputs):
-        return {"posts": _check_posts(inputs["posts"], inputs["first_index"])}
+        return {"posts": _check_posts(inputs["posts"], inputs["first_index"], inputs["allow_blank"])}
 
     def _forward(self, model_inputs, **forward_params):
         return {"predictions": self.model.geolocate(model_inputs["posts"], **forward_params)}

@@ -112,6 +112,9 @@ def test_pipeline_rejects_bad_posts(model):
         geolocator(POSTS, batch_size=0)
     with pytest.raises(ValueError, match="got a dict \\(iterating it gives its keys\\)"):
         geolocator({"text": POSTS[0], "other": POSTS[1]})
+    # As in geolocate, allow_blank scores a blank post instead of refusing it.
+    assert geolocator([POSTS[0], " "], allow_blank=True, top_k=2) == model.geolocate([POSTS[0], " "], top_k=2,
+                                                                                      allow_blank=True)
 
 
 SUBPROCESS_SCRIPT = textwrap.dedent("""
