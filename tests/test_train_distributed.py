@@ -32,8 +32,12 @@ GLOBAL_BATCH = 8
 def _environment():
     # One thread per process: two processes already fill two cores, and spinning threads on a busy machine cost
     # seconds per step.
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "ACCELERATE_USE_CPU": "1",
-            "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+                   "PYTHONPATH": str(REPO_ROOT)}
+    environment.pop("ACCELERATE_USE_CPU", None)
+    if torch.cuda.is_available():  # keep the test on the CPU; without CUDA, train.py must choose it by itself
+        environment["ACCELERATE_USE_CPU"] = "1"
+    return environment
 
 
 def _run(command, timeout=300):
@@ -79,9 +83,11 @@ def test_two_cpu_processes_match_one_process_with_the_joint_batch(tmp_path, mini
     encoder = make_tiny_encoder(tmp_path / "encoder", minilm_path, **TRAINING_BERT)
     common = ["train.py", "--train-file", str(files["pool"]), "--eval-file", str(files["query"]), "--shots", "4",
               "--seed", "0", "--model-name-or-path", str(encoder), "--max-train-steps", "3", "--logging-steps", "1",
-              "--max-candidates", "4", "--hard-negative-strategy", "topk", "--num-hard-negatives", "2", "--cpu",
+              "--max-candidates", "4", "--hard-negative-strategy", "topk", "--num-hard-negatives", "2",
               # LoRA (the default) without adapter dropout: each process draws its own dropout masks.
               "--lora-dropout", "0"]
+    # Without CUDA, the README's `accelerate launch --multi_gpu` command as it is (train.py must set up gloo itself).
+    common += ["--cpu"] if torch.cuda.is_available() else []
     _run([sys.executable, *common, "--batch-size", str(GLOBAL_BATCH), "--output-dir", str(tmp_path / "one")])
     _run(["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
           "--main_process_port", str(_free_port()),

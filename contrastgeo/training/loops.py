@@ -17,9 +17,11 @@ the checkpoints.
 
 import gc
 import json
+import os
 import time
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
@@ -113,8 +115,11 @@ def optimization_step(accelerator, run, model, optimizer, lr_scheduler, batch, m
 def training_function(config: dict, args) -> dict:
     """Train, evaluate and save one run. `config`: hyper-parameters (`config.hyperparameters(args)`); `args`: data
     sources, output and run settings. Returns the final evaluation results ({} without evaluation data)."""
+    # Launched as several processes on a machine without CUDA, accelerate sets up a (gloo) process group only when
+    # told cpu=True; otherwise every process would train alone and all would write the same folder.
+    several_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1
     accelerator = Accelerator(
-        cpu=args.cpu, mixed_precision=args.mixed_precision,
+        cpu=args.cpu or (several_processes and not torch.cuda.is_available()), mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=config["gradient_accumulation_steps"],
         log_with="tensorboard" if args.with_tracking else None,
         project_config=ProjectConfiguration(project_dir=args.output_dir,
