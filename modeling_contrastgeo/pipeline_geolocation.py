@@ -32,7 +32,7 @@ from itertools import islice
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .places import check_posts_container
+from .places import check_posts_container, validate_texts
 
 GEOLOCATION_TASK = "geolocation"
 DEFAULT_BATCH_SIZE = 64
@@ -48,17 +48,6 @@ def geolocation_custom_pipelines() -> dict:
             "type": "text",
         }
     }
-
-
-def _check_posts(posts, first_index: int, allow_blank: bool = False) -> list[str]:
-    """Posts as a list of strings, non-empty unless `allow_blank`; errors count posts from the start of the input."""
-    posts = list(posts)
-    for offset, post in enumerate(posts):
-        if not isinstance(post, str):
-            raise ValueError(f"post {first_index + offset} is not a string (got {type(post).__name__}: {post!r})")
-        if not allow_blank and not post.strip():
-            raise ValueError(f"post {first_index + offset} is empty or whitespace only")
-    return posts
 
 
 class GeolocationPipeline(Pipeline):
@@ -136,7 +125,7 @@ class GeolocationPipeline(Pipeline):
             first_index += len(group)
 
     def preprocess(self, inputs):
-        return {"posts": _check_posts(inputs["posts"], inputs["first_index"], inputs["allow_blank"])}
+        return {"posts": validate_texts(inputs["posts"], inputs["allow_blank"], first_index=inputs["first_index"])}
 
     def _forward(self, model_inputs, **forward_params):
         return {"predictions": self.model.geolocate(model_inputs["posts"], **forward_params)}

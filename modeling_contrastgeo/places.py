@@ -29,11 +29,12 @@ def check_posts_container(posts) -> None:
                          "pass a list")
 
 
-def validate_texts(texts, allow_blank: bool = False) -> list[str]:
+def validate_texts(texts, allow_blank: bool = False, first_index: int = 0) -> list[str]:
     """Return `texts` as a list of non-empty strings; a single string is one post.
 
     `allow_blank=True` lets empty / whitespace-only strings through (they are encoded as the special tokens alone):
-    for evaluation protocols that must score every post of a fixed query set."""
+    for evaluation protocols that must score every post of a fixed query set. Errors number the posts from
+    `first_index` (the pipeline checks a stream group by group and names posts by their place in the whole input)."""
     if isinstance(texts, str):
         texts = [texts]
     if texts is None or not isinstance(texts, Sequence) and not hasattr(texts, "__iter__"):
@@ -42,7 +43,7 @@ def validate_texts(texts, allow_blank: bool = False) -> list[str]:
     texts = list(texts)
     if not texts:
         raise ValueError("no posts given: the list of posts is empty")
-    for index, text in enumerate(texts):
+    for index, text in enumerate(texts, start=first_index):
         if not isinstance(text, str):
             raise ValueError(f"post {index} is not a string (got {type(text).__name__}: {text!r})")
         if not allow_blank and not text.strip():
