@@ -11,6 +11,8 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 
+from .place_prior import population_value
+
 PLACE_FIELDS = ("name", "latitude", "longitude")
 logger = logging.getLogger(__name__)
 
@@ -152,7 +154,13 @@ def normalize_places(places, warn_shared_names: bool = True) -> list[dict]:
         if earlier != index:
             raise ValueError(f"place {index} repeats place {earlier} ({name}, {latitude}, {longitude}): each place of "
                              "a gallery is a class; remove the copy")
-        normalized.append({**dict(row), "name": name, "latitude": latitude, "longitude": longitude})
+        place = {**dict(row), "name": name, "latitude": latitude, "longitude": longitude}
+        if "population" in place:
+            try:
+                place["population"] = population_value(place["population"])
+            except ValueError as error:
+                raise ValueError(f"place {index} ({name}): {error}") from None
+        normalized.append(place)
     if warn_shared_names:
         _log_shared_names(normalized)
     return normalized

@@ -82,10 +82,19 @@ def test_log_prior_is_normalised_and_proportional_to_population_to_the_weight():
     (float("inf"), "population must be a finite number >= 0, got inf"),
 ])
 def test_bad_populations_are_named(population, message):
-    places = normalize_places([{"name": "Bern", "latitude": 46.95, "longitude": 7.45},
-                               {"name": "Nowhere", "latitude": 46.0, "longitude": 7.0, "population": population}])
-    with pytest.raises(ValueError, match=f"place 1 \\(Nowhere\\): {message}"):
-        place_populations(places)
+    places = [{"name": "Bern", "latitude": 46.95, "longitude": 7.45},
+              {"name": "Nowhere", "latitude": 46.0, "longitude": 7.0, "population": population}]
+    # Checked when the gallery is read (a bad population is refused even by a model with the prior off) and again by
+    # place_populations, which is public and may be given places that were never normalized.
+    for check in (normalize_places, place_populations):
+        with pytest.raises(ValueError, match=f"place 1 \\(Nowhere\\): {message}"):
+            check(places)
+
+
+def test_populations_are_read_as_numbers():
+    places = normalize_places([{"name": "Bern", "latitude": 46.95, "longitude": 7.45, "population": "134591"},
+                               {"name": "Thun", "latitude": 46.75, "longitude": 7.63, "population": ""}])
+    assert places[0]["population"] == 134591.0 and places[1]["population"] is None
 
 
 @pytest.mark.parametrize("kwargs, message", [

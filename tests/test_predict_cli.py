@@ -251,11 +251,15 @@ def test_usage_errors_name_the_problem(saved_model, tmp_path, capsys):
         (["--input", tmp_path / "fake.parquet", "--output", output], "fake.parquet: not a readable Parquet file"),
         (["--input", posts, "--output", output, "--places", tmp_path / "fake.parquet"],
          "fake.parquet: not a readable places file"),
+        (["--input", posts, "--output", output, "--places", tmp_path / "bad_population.csv"],
+         "bad_population.csv: place 1 (B): population must be a number, got 'many'"),
     ]
     # pandas would read the extra first-row field as an index column and shift every column onto the next one's name
     (tmp_path / "shifted.csv").write_text("text,user\nGrüezi,anna,EXTRA\nServus,bert\n", encoding="utf-8")
     (tmp_path / "shifted_places.csv").write_text("name,latitude,longitude\nA,10,10,5\nB,20,20\n", encoding="utf-8")
     (tmp_path / "fake.parquet").write_text("hello", encoding="utf-8")
+    (tmp_path / "bad_population.csv").write_text("name,latitude,longitude,population\nA,10,10,5\nB,20,20,many\n",
+                                                 encoding="utf-8")
     if not torch.cuda.is_available():
         cases.append((["--input", posts, "--output", output, "--device", "cuda"], "torch sees no CUDA device here"))
     for arguments, message in cases:
