@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .place_prior import PLACE_PRIORS, log_place_prior
-from .places import normalize_places, places_fingerprint, validate_texts
+from .places import normalize_places, places_fingerprint, resolve_gallery, validate_texts
 
 _MAX_CACHED_GALLERIES = 4
 # Range of a fitted calibration temperature (the logits are cosines times the logit scale, 1/0.03 at init).
@@ -137,7 +137,7 @@ class GeolocationMixin:
                     "'geonames' or 'geonames:CC'"
                 )
             places = self.config.places
-        return normalize_places(places)
+        return resolve_gallery(places)
 
     # ------------------------------------------------------------------ prediction
     def _uncalibrated_logits(self, texts, gallery, batch_size, allow_blank=False) -> torch.Tensor:

@@ -122,6 +122,17 @@ def _resolve_spec(places: str) -> ResolvedGallery:
     return resolved
 
 
+def resolve_gallery(places) -> ResolvedGallery:
+    """`normalize_places`, fingerprinted: handed back to `normalize_places` unchanged, it is neither validated nor
+    logged about again (one `geolocate` call passes its gallery through several steps)."""
+    normalized = normalize_places(places)
+    if isinstance(normalized, ResolvedGallery):
+        return normalized
+    gallery = ResolvedGallery(normalized)
+    gallery.fingerprint = places_fingerprint(normalized)
+    return gallery
+
+
 def normalize_places(places, warn_shared_names: bool = True) -> list[dict]:
     """Validate a gallery and return it as a list of `{"name", "latitude", "longitude"}` dicts (extra keys kept).
 
@@ -131,6 +142,8 @@ def normalize_places(places, warn_shared_names: bool = True) -> list[dict]:
         raise ValueError("no places given")
     if isinstance(places, str):
         return _resolve_spec(places)
+    if isinstance(places, ResolvedGallery) and _content_fingerprint(places) == places.fingerprint:
+        return places  # validated before and not edited since (an edited one is validated again below)
     rows = _rows_of_table(places)
     if not rows:
         raise ValueError("the gallery of places is empty: give at least one place")
@@ -184,6 +197,10 @@ def places_fingerprint(places: list[dict]) -> str:
     """A content hash of a gallery (names and coordinates), used as a cache key."""
     if isinstance(places, ResolvedGallery):
         return places.fingerprint
+    return _content_fingerprint(places)
+
+
+def _content_fingerprint(places) -> str:
     digest = hashlib.sha1()
     for place in places:
         digest.update(f"{place['name']}\x1f{place['latitude']!r}\x1f{place['longitude']!r}\x1e".encode())

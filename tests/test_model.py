@@ -291,9 +291,21 @@ def test_galleries_read_from_tables(tiny_encoder, caplog):
     with pytest.raises(ValueError, match="this mapping holds single values \\(one place\\?\\): wrap it in a list"):
         model.geolocate(["Grüezi"], places=dict(SWISS_PLACES[0]))
     twins = [SWISS_PLACES[0], SWISS_PLACES[1], {**SWISS_PLACES[1], "latitude": 10.0}]
+    # With the prior on, one geolocate call passes the gallery through several steps: it is still logged once.
+    model_with_prior = build(tiny_encoder, place_prior="population")
     with caplog.at_level("WARNING", logger="modeling_contrastgeo.places"):
-        model.geolocate(["Grüezi"], places=twins)
-    assert "1 place(s) share a name with an earlier one" in caplog.text and "place 2" in caplog.text
+        model_with_prior.geolocate(["Grüezi"], places=twins)
+    shared = [record for record in caplog.records if "share a name" in record.getMessage()]
+    assert len(shared) == 1 and "1 place(s) share a name with an earlier one" in caplog.text and "place 2" in caplog.text
+
+
+def test_a_resolved_gallery_is_checked_again_once_edited(tiny_encoder):
+    model = build(tiny_encoder)
+    gallery = model.resolve_places(SWISS_PLACES)
+    assert model.resolve_places(gallery) is gallery
+    gallery[1]["latitude"] = 95.0
+    with pytest.raises(ValueError, match="place 1 \\(.*\\): latitude 95.0 is outside"):
+        model.geolocate(["Grüezi"], places=gallery)
 
 
 @pytest.mark.parametrize(
