@@ -116,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="weigh places by their population (GeoNames) or not (default: as the model's config says)",
     )
     predict.add_argument("--device", default=None, help="e.g. cpu, cuda:0 (default: accelerate's, else cuda if any)")
+    predict.add_argument(
+        "--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+        help="weights' precision: bfloat16 / float16 halve their memory (meant for GPUs); the probabilities are "
+             "computed in float32 either way (default: float32)",
+    )
     predict.add_argument("--quiet", action="store_true", help="no progress bar or summary on stderr")
     predict.set_defaults(handler=run_predict)
     space = commands.add_parser(
@@ -166,8 +171,10 @@ def _check_device(device: str):
         raise ValueError(f"--device {device}: torch sees {torch.cuda.device_count()} CUDA device(s)")
 
 
-def _load_model(name_or_path: str):
+def _load_model(name_or_path: str, dtype: str = "float32"):
     """The model of --model: a saved folder, else a Hub id; a path that is not a model folder is named."""
+    import torch
+
     from modeling_contrastgeo import ContrastGeoModel
 
     path = Path(name_or_path).expanduser()
@@ -179,7 +186,8 @@ def _load_model(name_or_path: str):
         raise ValueError(f"--model {name_or_path}: not a saved model folder (no config.json; train.py's --output-dir "
                          "or save_pretrained writes one)")
     try:
-        return ContrastGeoModel.from_pretrained(str(path) if looks_local else name_or_path)
+        return ContrastGeoModel.from_pretrained(str(path) if looks_local else name_or_path,
+                                                dtype=getattr(torch, dtype))
     except OSError as error:
         where = "" if looks_local else "no such folder here, and as a Hub id: "
         raise ValueError(f"--model {name_or_path}: {where}could not load it ({error})") from None
@@ -197,7 +205,7 @@ def run_predict(args) -> int:
     state = _process_state(args.device)
     places = _places_argument(args.places) if args.places is not None else None
     device = args.device or (state.device if state is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = _load_model(args.model).to(device).eval()
+    model = _load_model(args.model, args.dtype).to(device).eval()
     try:
         counts = predict_file(
             model, args.input, args.output, text_column=args.text_column, top_k=args.top_k, places=places,

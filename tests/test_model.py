@@ -296,7 +296,8 @@ def test_galleries_read_from_tables(tiny_encoder, caplog):
     with caplog.at_level("WARNING", logger="modeling_contrastgeo.places"):
         model_with_prior.geolocate(["Grüezi"], places=twins)
     shared = [record for record in caplog.records if "share a name" in record.getMessage()]
-    assert len(shared) == 1 and "1 place(s) share a name with an earlier one" in caplog.text and "place 2" in caplog.text
+    assert len(shared) == 1 and "place 2" in shared[0].getMessage()
+    assert "1 place(s) share a name with an earlier one" in shared[0].getMessage()
 
 
 def test_a_resolved_gallery_is_checked_again_once_edited(tiny_encoder):

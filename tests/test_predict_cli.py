@@ -207,6 +207,22 @@ def test_top_k_columns(saved_model, model, tmp_path):
     assert all(row["name_6"] is None and row["score_7"] is None for row in rows)
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_weights(saved_model, model, tmp_path, dtype):
+    write_rows(tmp_path / "posts.jsonl", [{"text": post} for post in GOOD_POSTS], "jsonl")
+    assert predict(saved_model, "--input", tmp_path / "posts.jsonl", "--output", tmp_path / "out.jsonl",
+                   "--dtype", dtype, "--top-k", 3, "--quiet") == 0
+    rows = read_rows(tmp_path / "out.jsonl", "jsonl")
+    half = ContrastGeoModel.from_pretrained(saved_model, dtype=getattr(torch, dtype)).eval()
+    assert next(half.parameters()).dtype == getattr(torch, dtype)
+    assert [predicted(row, 3) for row in rows] == half.geolocate(GOOD_POSTS, top_k=3)
+    # The half-precision weights give float32 probabilities close to the float32 model's.
+    full = {(post, place["name"]): place["score"]
+            for post, ranked in zip(GOOD_POSTS, model.geolocate(GOOD_POSTS, top_k=5)) for place in ranked}
+    for post, row in zip(GOOD_POSTS, rows):
+        assert all(abs(place["score"] - full[post, place["name"]]) < 0.02 for place in predicted(row, 3))
+
+
 def test_small_chunks_stream_in_order(saved_model, model, tmp_path):
     posts = [f"{GOOD_POSTS[index % 3]} #{index}" for index in range(7)]
     posts[4] = ""
