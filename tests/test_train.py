@@ -5,6 +5,7 @@ bf16 (configuration and scheduling: test_train_config.py; the location objective
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -311,6 +312,20 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tiny, tmp_path):
     weights_b = load_file(str(tmp_path / "b" / "model.safetensors"))
     for name, tensor in weights_a.items():
         torch.testing.assert_close(weights_b[name], tensor, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("encoder_training", ["--lora", "--no-lora"])
+def test_gradient_checkpointing_trains_the_same_model(tiny, tmp_path, caplog, encoder_training):
+    # Dropout draws on the RNG: the recomputed forward pass must replay the same masks.
+    common = ["--model-name-or-path", tiny["dropout_encoder"], "--max-train-steps", 3, encoder_training]
+    plain = train(geolocation_argv(tiny, tmp_path / "plain", *common))
+    with caplog.at_level("INFO", logger="contrastgeo.training.run"):
+        checkpointed = train(geolocation_argv(tiny, tmp_path / "checkpointed", *common, "--gradient-checkpointing"))
+    assert re.search("activation checkpointing on in [1-9][0-9]* modules", caplog.text)
+    assert checkpointed == plain
+    weights = load_file(str(tmp_path / "plain" / "model.safetensors"))
+    for name, tensor in load_file(str(tmp_path / "checkpointed" / "model.safetensors")).items():
+        torch.testing.assert_close(tensor, weights[name], rtol=0, atol=0)
 
 
 def test_bf16_gradient_accumulation_periodic_evaluation_and_tensorboard(tiny, tmp_path):

@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", help="where the model, eval_results.json and checkpoints go (required)")
     run.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"))
     run.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is there")
+    run.add_argument("--gradient-checkpointing", action="store_true",
+                     help="recompute the text encoder's activations in the backward pass: less memory for larger "
+                          "encoders or batches, more compute, the same gradients")
     run.add_argument("--checkpointing-steps", type=arg_types.checkpointing_steps,
                      help="save the training state every N optimizer steps, or 'epoch'")
     run.add_argument("--resume-from-checkpoint", help="a checkpoint folder, or 'latest' (in OUTPUT_DIR/checkpoints)")

@@ -94,6 +94,7 @@ RUN_DEFAULTS = {
     # run
     "output_dir": None,
     "mixed_precision": "no",
+    "gradient_checkpointing": False,
     "cpu": False,
     "checkpointing_steps": None,
     "resume_from_checkpoint": None,

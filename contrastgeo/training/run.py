@@ -15,8 +15,8 @@ from .config import GEOLOCATION_OBJECTIVES
 from .data import load_csp_data, load_geolocation_data, load_location_prior_data
 from .evaluation import evaluate_csp, evaluate_geolocation, evaluate_location_prior
 from .lora import apply_lora
-from .modeling import (build_model, encode_texts, optimizer_parameter_groups, resolve_place_prior, set_trainable,
-                       trainable_parts)
+from .modeling import (build_model, enable_activation_checkpointing, encode_texts, optimizer_parameter_groups,
+                       resolve_place_prior, set_trainable, trainable_parts)
 from .objectives import ClassifierStep, ContrastGeoStep, CSPStep, LocationPriorStep, TLMCollapseMonitor
 
 logger = logging.getLogger(__name__)
@@ -197,6 +197,9 @@ def build_run(config: dict, args, accelerator) -> TrainingRun:
         pieces = _location_prior_pieces(config, args, accelerator)
     model, train_rows, collate, step, evaluate, calibrate, finish_model, num_eval, description = pieces
     set_trainable(model, trainable_parts(model, config))
+    if args.gradient_checkpointing:
+        checkpointing = enable_activation_checkpointing(model)
+        logger.info("activation checkpointing on in %d modules", checkpointing)
     if config["lora"]:
         apply_lora(model, config["lora_rank"], config["lora_alpha"], config["lora_dropout"],
                    config["lora_target_modules"])
@@ -211,6 +214,7 @@ def build_run(config: dict, args, accelerator) -> TrainingRun:
         model=model, optimizer=optimizer, lr_scheduler=lr_scheduler,
         train_dataloader=train_dataloader(train_rows, config["batch_size"], config["seed"], collate),
         eval_dataloader=index_dataloader(num_eval, config["eval_batch_size"]) if num_eval else None,
-        step=step, evaluate=evaluate, calibrate=calibrate, finish_model=finish_model, total_steps=total_steps, num_epochs=num_epochs,
+        step=step, evaluate=evaluate, calibrate=calibrate, finish_model=finish_model, total_steps=total_steps,
+        num_epochs=num_epochs,
         steps_per_epoch=per_epoch, data_description=description, tlm_monitor=TLMCollapseMonitor(warmup_steps),
     )
