@@ -40,9 +40,9 @@ def parse_args(argv=None):
 
 
 def train(model_dir, *flags):
-    if not (model_dir / "eval_results.json").is_file():
+    if not (model_dir / "eval_results.json").is_file():  # else done earlier; an unfinished run starts again
         subprocess.run([sys.executable, str(REPO_ROOT / "train.py"), *map(str, flags), "--output-dir",
-                        str(model_dir)], check=True)
+                        str(model_dir), "--overwrite-output-dir"], check=True)
     return model_dir
 
 

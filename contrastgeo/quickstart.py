@@ -31,7 +31,7 @@ def parse_args(argv=None):
     parser.add_argument("--task", default=DEFAULT_TASK, help="a task vendored in datasets_scripts/data")
     parser.add_argument("--shots", type=int, default=16, help="labelled posts per place (K)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default="outputs/quickstart")
+    parser.add_argument("--output-dir", default="outputs/quickstart", help="the model's folder, replaced on each run")
     # The quickstart's budget (about 10 minutes on 2 CPU cores); train.py alone runs its full schedule.
     parser.add_argument("--max-train-steps", type=int, default=120, help="cap the training steps (0: no cap)")
     return parser.parse_args(argv)
@@ -91,7 +91,8 @@ def main(argv=None) -> int:
           f"{len(task['pool'].features['label'].names)} places; K={args.shots}, seed {args.seed}\n")
 
     train_flags = ["--objective", "contrastgeo", "--task", args.task, "--task-data-dir", str(task_dir),
-                   "--shots", str(args.shots), "--seed", str(args.seed), "--output-dir", args.output_dir]
+                   "--shots", str(args.shots), "--seed", str(args.seed), "--output-dir", args.output_dir,
+                   "--overwrite-output-dir"]  # the demo's folder: each quickstart replaces the model of the last
     if args.max_train_steps:
         train_flags += ["--max-train-steps", str(args.max_train_steps)]
     results = {"ContrastGeo (default, fine-tuned)": train_main(train_flags)}

@@ -126,7 +126,7 @@ def test_char_ngram_channel_starts_on_the_trained_model_from_the_training_posts(
     channel = ["--model-config", "char_ngram_buckets=512"]
     results = train(geolocation_argv(tiny, tmp_path, *channel))
     model = load_saved(tmp_path)
-    training_rows = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path))).train
+    training_rows = load_geolocation_data(parse_args(geolocation_argv(tiny, tmp_path / "data"))).train
     training_posts = training_rows["text"]
     # The contrastgeo default: the encoder trains without the channel (still zero when it starts), then a logistic
     # start on exactly the training posts, at the cross-validated scale, on the trained place embeddings.
@@ -243,6 +243,28 @@ def test_an_output_dir_that_is_a_file_is_refused_before_training(tiny, tmp_path)
     (tmp_path / "taken").write_text("a file", encoding="utf-8")
     with pytest.raises(ValueError, match="--output-dir .*taken is a file: the run writes a folder there"):
         parse_args(geolocation_argv(tiny, tmp_path / "taken"))
+
+
+def test_a_folder_holding_a_run_is_replaced_only_when_asked(tiny, tmp_path):
+    from contrastgeo.training import parse_args
+
+    earlier = ["--max-train-steps", 3, "--checkpointing-steps", 1, "--lora", "--save-lora-adapter"]
+    train(geolocation_argv(tiny, tmp_path, *earlier))
+    saved = (tmp_path / "model.safetensors").read_bytes()
+    assert (tmp_path / "checkpoints" / "step_3").is_dir() and (tmp_path / "text_encoder_lora").is_dir()
+    with pytest.raises(ValueError, match="holds an earlier run \\(training_config.json, checkpoints, "
+                                         "model.safetensors\\): continue it with --resume-from-checkpoint latest"):
+        parse_args(geolocation_argv(tiny, tmp_path, "--seed", 1))
+    assert (tmp_path / "model.safetensors").read_bytes() == saved
+    parse_args(geolocation_argv(tiny, tmp_path, *earlier, "--resume-from-checkpoint", "latest"))  # allowed
+
+    # Replaced: nothing of the earlier run is left for `latest` to resume or for a reader to mistake for this run's.
+    train(geolocation_argv(tiny, tmp_path, "--max-train-steps", 2, "--seed", 1, "--overwrite-output-dir"))
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "text_encoder_lora").exists()
+    assert json.loads((tmp_path / "training_config.json").read_text())["hyperparameters"]["seed"] == 1
+    assert (tmp_path / "model.safetensors").read_bytes() != saved
+    with pytest.raises(ValueError, match="no checkpoints/step_N in"):
+        train(geolocation_argv(tiny, tmp_path, "--resume-from-checkpoint", "latest"))
 
 
 def test_a_single_place_is_an_error(tmp_path):

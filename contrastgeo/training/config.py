@@ -41,6 +41,8 @@ HYPERPARAMETER_KEYS = (
     "lora_learning_rate", "eval_fraction", "calibration",
 )
 GEOLOCATION_OBJECTIVES = ("contrastgeo", "classifier")
+# What marks a folder as holding a train.py run: checkpoints (during it), the model and its run config (at its end).
+EARLIER_RUN_FILES = ("training_config.json", "checkpoints", "model.safetensors")
 CHANNEL_START_TIMES = ("before-training", "after-training")
 
 
@@ -166,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpointing-steps", type=arg_types.checkpointing_steps,
                      help="save the training state every N optimizer steps, or 'epoch'")
     run.add_argument("--resume-from-checkpoint", help="a checkpoint folder, or 'latest' (in OUTPUT_DIR/checkpoints)")
+    run.add_argument("--overwrite-output-dir", action="store_true",
+                     help="start afresh in an OUTPUT_DIR that holds an earlier run: its checkpoints, logs, results "
+                          "and adapters are deleted first, its model is replaced at the end")
     run.add_argument("--stop-after-steps", type=arg_types.optional_int,
                      help="end this session after N optimizer steps with a checkpoint, keeping the full schedule "
                      "(resume later with --resume-from-checkpoint latest)")
@@ -307,6 +312,12 @@ def validate_args(args) -> None:
         raise ValueError("--output-dir is required")
     if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
         raise ValueError(f"--output-dir {args.output_dir} is a file: the run writes a folder there")
+    earlier_run = [name for name in EARLIER_RUN_FILES if (Path(args.output_dir) / name).exists()]
+    if earlier_run and not (args.resume_from_checkpoint or args.overwrite_output_dir):
+        # A fresh run would overwrite that model at its end and leave its checkpoints, which `latest` would resume.
+        raise ValueError(f"--output-dir {args.output_dir} holds an earlier run ({', '.join(earlier_run)}): continue "
+                         "it with --resume-from-checkpoint latest, replace it with --overwrite-output-dir, or give "
+                         "another folder")
     geolocation = args.objective in GEOLOCATION_OBJECTIVES
     if args.task is not None and args.train_file is not None:
         raise ValueError("give either --task or --train-file, not both")

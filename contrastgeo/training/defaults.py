@@ -98,6 +98,7 @@ RUN_DEFAULTS = {
     "cpu": False,
     "checkpointing_steps": None,
     "resume_from_checkpoint": None,
+    "overwrite_output_dir": False,
     "stop_after_steps": None,
     "eval_steps": None,
     "logging_steps": 10,

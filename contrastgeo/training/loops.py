@@ -18,6 +18,7 @@ the checkpoints.
 import gc
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from .config import hub_repo_id
+from .lora import TEXT_ENCODER_ATTRIBUTES
 from .model_card import write_model_card
 from .run import build_run
 
@@ -112,6 +114,22 @@ def optimization_step(accelerator, run, model, optimizer, lr_scheduler, batch, m
     return logs
 
 
+def _remove_earlier_run(output_dir: Path) -> None:
+    """Delete what an earlier run left that this one may not rewrite: checkpoints (`latest` would resume them),
+    results, adapters and TensorBoard logs. Its model files are replaced when this run saves."""
+    stale = [output_dir / name for name in ("checkpoints", "eval_results.json", "train_results.json",
+                                            "runs/contrastgeo", *TEXT_ENCODER_ATTRIBUTES.values())]
+    removed = [path for path in stale if path.exists()]
+    for path in removed:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if removed:
+        logger.info("--overwrite-output-dir: removed the earlier run's %s", ", ".join(
+            str(path.relative_to(output_dir)) for path in removed))
+
+
 def training_function(config: dict, args) -> dict:
     """Train, evaluate and save one run. `config`: hyper-parameters (`config.hyperparameters(args)`); `args`: data
     sources, output and run settings. Returns the final evaluation results ({} without evaluation data)."""
@@ -146,6 +164,8 @@ def training_function(config: dict, args) -> dict:
         # A fresh run starts fresh logs; a resumed one appends to those of its earlier sessions.
         for path in (log_path, eval_history_path):
             path.unlink(missing_ok=True)
+        if args.overwrite_output_dir:
+            _remove_earlier_run(output_dir)
     if args.with_tracking:
         accelerator.init_trackers("contrastgeo", _flat_for_tracker(config))
 
