@@ -207,7 +207,8 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
 
     def set_places(self, places) -> None:
         """Replace the label set saved with the model (label i = places[i])."""
-        self.config.places = normalize_places(places)
+        # A copy: a resolved gallery comes back from normalize_places as the caller's own list.
+        self.config.places = [dict(place) for place in normalize_places(places)]
         self.config.id2label = {i: place["name"] for i, place in enumerate(self.config.places)}
         self.config.label2id = {name: i for i, name in self.config.id2label.items()}
 

@@ -304,7 +304,9 @@ def test_a_resolved_gallery_is_checked_again_once_edited(tiny_encoder):
     model = build(tiny_encoder)
     gallery = model.resolve_places(SWISS_PLACES)
     assert model.resolve_places(gallery) is gallery
+    model.set_places(gallery)
     gallery[1]["latitude"] = 95.0
+    assert model.config.places[1]["latitude"] == SWISS_PLACES[1]["latitude"]  # the saved label set is its own copy
     with pytest.raises(ValueError, match="place 1 \\(.*\\): latitude 95.0 is outside"):
         model.geolocate(["Grüezi"], places=gallery)
 
