@@ -51,7 +51,8 @@ def check_prior_weight(weight) -> float:
     return _non_negative_number(weight, "place_prior_weight")
 
 
-def _own_population(place, index):
+def place_population(place, index) -> float | None:
+    """`population_value` of a gallery's place `index`; its ValueError names the place."""
     try:
         return population_value(place.get("population"))
     except ValueError as error:
@@ -71,7 +72,7 @@ def place_populations(places, max_distance_km: float = NEAREST_CITY_MAX_KM) -> n
     A place's own `population` wins; the others get the nearest GeoNames city's (cities15000) when it lies within
     `max_distance_km`, else `DEFAULT_POPULATION`.
     """
-    populations = np.array([np.nan if (own := _own_population(place, index)) is None else own
+    populations = np.array([np.nan if (own := place_population(place, index)) is None else own
                             for index, place in enumerate(places)], dtype=np.float64)
     missing = np.flatnonzero(np.isnan(populations))
     if missing.size:

@@ -11,7 +11,7 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 
-from .place_prior import population_value
+from .place_prior import place_population
 
 PLACE_FIELDS = ("name", "latitude", "longitude")
 logger = logging.getLogger(__name__)
@@ -169,10 +169,7 @@ def normalize_places(places, warn_shared_names: bool = True) -> list[dict]:
                              "a gallery is a class; remove the copy")
         place = {**dict(row), "name": name, "latitude": latitude, "longitude": longitude}
         if "population" in place:
-            try:
-                place["population"] = population_value(place["population"])
-            except ValueError as error:
-                raise ValueError(f"place {index} ({name}): {error}") from None
+            place["population"] = place_population(place, index)
         normalized.append(place)
     if warn_shared_names:
         _log_shared_names(normalized)
