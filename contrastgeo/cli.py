@@ -29,6 +29,7 @@ import sys
 
 from pathlib import Path
 
+from .launch import accelerate_cpu_flag, launched_process_count
 from .predict import DEFAULT_CHUNK_SIZE, predict_file
 from .prediction_io import EXTENSIONS, FORMATS, STDIO, csv_read_errors
 
@@ -149,13 +150,11 @@ def run_push_space(args) -> int:
 
 def _process_state(device):
     """accelerate's process layout when launched with several processes (accelerate launch / torchrun), else None."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if launched_process_count() <= 1:
         return None
-    import torch
     from accelerate import PartialState
 
-    # Without cpu=True, accelerate sets up no process group on a machine without GPUs (gloo is the CPU backend).
-    return PartialState(cpu=str(device or "").startswith("cpu") or not torch.cuda.is_available())
+    return PartialState(cpu=accelerate_cpu_flag(str(device or "").startswith("cpu")))
 
 
 def _check_device(device: str):

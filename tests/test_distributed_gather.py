@@ -103,7 +103,7 @@ def _worker(rank, init_file, output_dir):
 def rank_results(tmp_path_factory):
     directory = tmp_path_factory.mktemp("distributed_gather")
     mp.spawn(_worker, args=(str(directory / "init"), str(directory)), nprocs=WORLD_SIZE, join=True)
-    return [torch.load(directory / f"rank{rank}.pt") for rank in range(WORLD_SIZE)]
+    return [torch.load(directory / f"rank{rank}.pt", weights_only=True) for rank in range(WORLD_SIZE)]
 
 
 def _close(actual, expected):

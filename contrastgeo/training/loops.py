@@ -17,17 +17,16 @@ the checkpoints.
 
 import gc
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
-import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
+from ..launch import accelerate_cpu_flag
 from .config import hub_repo_id
 from .lora import TEXT_ENCODER_ATTRIBUTES
 from .model_card import write_model_card
@@ -35,6 +34,7 @@ from .run import build_run
 
 logger = get_logger(__name__)
 PUSH_IGNORE_PATTERNS = ["checkpoints/*"]
+TRACKER_PROJECT = "contrastgeo"  # TensorBoard logs go to runs/<this>
 
 
 class TrainingProgress:
@@ -118,7 +118,7 @@ def _remove_earlier_run(output_dir: Path) -> None:
     """Delete what an earlier run left that this one may not rewrite: checkpoints (`latest` would resume them),
     results, adapters and TensorBoard logs. Its model files are replaced when this run saves."""
     stale = [output_dir / name for name in ("checkpoints", "eval_results.json", "train_results.json",
-                                            "runs/contrastgeo", *TEXT_ENCODER_ATTRIBUTES.values())]
+                                            f"runs/{TRACKER_PROJECT}", *TEXT_ENCODER_ATTRIBUTES.values())]
     removed = [path for path in stale if path.exists()]
     for path in removed:
         if path.is_dir():
@@ -133,11 +133,8 @@ def _remove_earlier_run(output_dir: Path) -> None:
 def training_function(config: dict, args) -> dict:
     """Train, evaluate and save one run. `config`: hyper-parameters (`config.hyperparameters(args)`); `args`: data
     sources, output and run settings. Returns the final evaluation results ({} without evaluation data)."""
-    # Launched as several processes on a machine without CUDA, accelerate sets up a (gloo) process group only when
-    # told cpu=True; otherwise every process would train alone and all would write the same folder.
-    several_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1
     accelerator = Accelerator(
-        cpu=args.cpu or (several_processes and not torch.cuda.is_available()), mixed_precision=args.mixed_precision,
+        cpu=accelerate_cpu_flag(args.cpu), mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=config["gradient_accumulation_steps"],
         log_with="tensorboard" if args.with_tracking else None,
         project_config=ProjectConfiguration(project_dir=args.output_dir,
@@ -167,7 +164,7 @@ def training_function(config: dict, args) -> dict:
         if args.overwrite_output_dir:
             _remove_earlier_run(output_dir)
     if args.with_tracking:
-        accelerator.init_trackers("contrastgeo", _flat_for_tracker(config))
+        accelerator.init_trackers(TRACKER_PROJECT, _flat_for_tracker(config))
 
     total_steps = run.total_steps
     logger.info("%s: %d optimizer steps (%d epochs of %d), %d processes x batch %d x accumulation %d; data: %s",

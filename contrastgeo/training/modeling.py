@@ -138,16 +138,17 @@ def enable_activation_checkpointing(model: ContrastGeoModel) -> int:
     """Recompute the text encoder's layer activations in the backward pass instead of storing them (less memory, more
     compute; the gradients are the same). Returns how many modules checkpoint; ValueError when the encoder has none.
     """
+    # transformers' own refusal names ContrastGeoModel, not the encoder that lacks the layers, so check first.
+    checkpointing = sum(hasattr(module, "gradient_checkpointing") for module in model.modules())
+    if not checkpointing:
+        raise ValueError(f"--gradient-checkpointing: the text encoder ({type(model.text_model).__name__}) has no "
+                         "layer that supports activation checkpointing; train without the flag")
     # The reentrant variant needs inputs that require grad, which LoRA's frozen embeddings do not give.
     kwargs = {"use_reentrant": False}
     if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x, where the older name warns
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
     else:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    checkpointing = sum(bool(getattr(module, "gradient_checkpointing", False)) for module in model.modules())
-    if not checkpointing:
-        raise ValueError(f"--gradient-checkpointing: the text encoder ({type(model.text_model).__name__}) has no "
-                         "module that supports it")
     return checkpointing
 
 
