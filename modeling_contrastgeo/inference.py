@@ -16,6 +16,8 @@ from .place_prior import PLACE_PRIORS, log_place_prior
 from .places import normalize_places, places_fingerprint, resolve_gallery, validate_texts
 
 _MAX_CACHED_GALLERIES = 4
+# Tokenizers that know no limit report model_max_length as a huge sentinel (int(1e30)).
+_NO_TOKENIZER_LIMIT = 10 ** 9
 # Range of a fitted calibration temperature (the logits are cosines times the logit scale, 1/0.03 at init).
 _MIN_TEMPERATURE, _MAX_TEMPERATURE = 0.05, 20.0
 
@@ -31,10 +33,30 @@ class GeolocationMixin:
     """Adds `geolocate`, `encode_posts`, `encode_places` and `fit_probability_temperature` to ContrastGeoModel."""
 
     # ------------------------------------------------------------------ tokenization
+    def text_length_limit(self):
+        """The most tokens the text encoder takes: its position embeddings, or the tokenizer's `model_max_length`
+        when that is smaller (RoBERTa-style encoders keep positions for padding); None when neither says."""
+        limits = [getattr(self.config.text_config, "max_position_embeddings", None),
+                  getattr(self.tokenizer, "model_max_length", None)]
+        limits = [limit for limit in limits if isinstance(limit, int) and 0 < limit < _NO_TOKENIZER_LIMIT]
+        return min(limits) if limits else None
+
+    def check_text_lengths(self, max_post_length=None):
+        """ValueError when posts or prompts would be truncated to more tokens than the text encoder has positions
+        for (torch would fail later, inside the encoder, with a size mismatch)."""
+        limit = self.text_length_limit()
+        lengths = {"max_post_length": (max_post_length or self.config.max_post_length, "--max-post-length N"),
+                   "max_prompt_length": (self.config.max_prompt_length, "--model-config max_prompt_length=N")}
+        for name, (length, flag) in lengths.items():
+            if limit is not None and length > limit:
+                raise ValueError(f"{name} {length} is more tokens than the text encoder takes ({limit}): set it to "
+                                 f"{limit} or less (train.py {flag})")
+
     def tokenize_posts(self, texts, max_length=None):
         """Model inputs of posts: the tokenizer's, plus `char_ngram_ids` / `char_ngram_weights` when the model has
         a character n-gram channel."""
         texts = list(texts)
+        self.check_text_lengths(max_length)
         encoded = self.tokenizer(
             texts, padding=True, truncation=True, return_tensors="pt",
             max_length=max_length or self.config.max_post_length,

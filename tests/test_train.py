@@ -350,22 +350,6 @@ def test_gradient_checkpointing_trains_the_same_model(tiny, tmp_path, caplog, en
         torch.testing.assert_close(tensor, weights[name], rtol=0, atol=0)
 
 
-def test_gradient_checkpointing_names_an_encoder_without_it(tiny, tmp_path, minilm_path):
-    from transformers import AutoTokenizer, CTRLConfig, CTRLModel
-
-    # CTRL's layers have no activation checkpointing in transformers.
-    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
-    encoder = tmp_path / "ctrl"
-    CTRLModel(CTRLConfig(vocab_size=tokenizer.vocab_size, n_embd=32, n_layer=2, n_head=2, dff=37)).save_pretrained(
-        encoder)
-    tokenizer.save_pretrained(encoder)
-    argv = geolocation_argv(tiny, tmp_path / "out", "--model-name-or-path", encoder, "--no-lora",
-                            "--gradient-checkpointing")
-    with pytest.raises(ValueError, match=r"--gradient-checkpointing: the text encoder \(CTRLModel\) has no layer"):
-        train(argv)
-    assert not (tmp_path / "out" / "model.safetensors").exists()
-
-
 def test_bf16_gradient_accumulation_periodic_evaluation_and_tensorboard(tiny, tmp_path):
     results = train(geolocation_argv(tiny, tmp_path, "--mixed-precision", "bf16", "--with-tracking",
                                      "--gradient-accumulation-steps", 2, "--max-train-steps", 3, "--eval-steps", 2))

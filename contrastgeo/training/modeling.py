@@ -36,6 +36,7 @@ def build_model(config: dict, places=None, class_names=None) -> ContrastGeoModel
                   for place, population in zip(places, place_populations(normalize_places(places)))]
     model = ContrastGeoModel.from_text_encoder(resolve_text_encoder(config["model_name_or_path"]), places=places,
                                                **model_kwargs)
+    model.check_text_lengths()  # before training, not at the first batch
     if places:
         model.set_places(places)
     if config["init_location_encoder"]:
