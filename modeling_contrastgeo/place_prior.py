@@ -7,9 +7,12 @@ a smaller weight trusts the prior less. The prior a user always has is the popul
 the pool's label counts, which a few-shot user does not have, are not used.
 
 `place_populations` takes a place's own `population` field when it has one (GeoNames galleries carry it; a places
-file may have the column, where a blank cell means "not known") and otherwise the population of the nearest GeoNames
-city of 15,000+ people within `NEAREST_CITY_MAX_KM`; a place with no such city nearby counts as a place of
-`DEFAULT_POPULATION` people. A label that is a region (a state, a country: its posts spread farther than a town) is
+file may have the column, where a blank cell means "not known"). Otherwise a place named like a GeoNames town of
+5,000+ people within `NAME_MATCH_MAX_KM` is that town ("Memphis, TN" at the centre of Twitter's bounding box for
+Memphis, 12 km from GeoNames' point, whose nearest entry is the suburb Bartlett; "Paris", whose nearest entry is the
+district "Paris 04"); a place whose name matches none gets the population of the nearest GeoNames city of 15,000+
+people within `NEAREST_CITY_MAX_KM`, and with no such city nearby it counts as a place of `DEFAULT_POPULATION`
+people. A label that is a region (a state, a country: its posts spread farther than a town) is
 not a point, and the city nearest its centre says nothing of how many people it holds; `region_populations` counts
 the people of the cities in it instead (`datasets_scripts.user_data` uses it for such labels of a user's file).
 """
@@ -21,6 +24,10 @@ import numpy as np
 PLACE_PRIORS = ("population",)
 # Farther than this from any city of 15,000+ people, a place is a smaller town (or a point that is not a city).
 NEAREST_CITY_MAX_KM = 25.0
+# A same-name GeoNames town this near is the place itself: a Twitter place's point, the centre of its bounding box,
+# lies km from the city's point; a namesake elsewhere (Paris, Texas) lies farther.
+NAME_MATCH_MAX_KM = 50.0
+NAME_MATCH_MIN_POPULATION = 5000  # GeoNames' cities5000 table
 # GeoNames' cities15000 threshold: what a place with no such city nearby is assumed to hold at most.
 DEFAULT_POPULATION = 15000
 _MIN_POPULATION = 1.0  # GeoNames lists a few seats with population 0; log(0) would rule them out entirely
@@ -69,22 +76,40 @@ def _geonames_city_arrays():
 def place_populations(places, max_distance_km: float = NEAREST_CITY_MAX_KM) -> np.ndarray:
     """(C,) float64 population per place (validated places: dicts with name, latitude, longitude).
 
-    A place's own `population` wins; the others get the nearest GeoNames city's (cities15000) when it lies within
-    `max_distance_km`, else `DEFAULT_POPULATION`.
+    A place's own `population` wins; else the nearest GeoNames town (cities5000) within `NAME_MATCH_MAX_KM` whose
+    name is the place's name up to its first comma (accents and case aside); else the nearest GeoNames city
+    (cities15000) when it lies within `max_distance_km`; else `DEFAULT_POPULATION`.
     """
     populations = np.array([np.nan if (own := place_population(place, index)) is None else own
                             for index, place in enumerate(places)], dtype=np.float64)
-    missing = np.flatnonzero(np.isnan(populations))
-    if missing.size:
+    unknown = np.flatnonzero(np.isnan(populations))
+    if unknown.size:
+        populations[unknown] = [_named_town_population(places[i]) for i in unknown]
+    unknown = np.flatnonzero(np.isnan(populations))
+    if unknown.size:
         from .gazetteer import haversine_km, nearest_city_indices
 
         city_latitudes, city_longitudes, city_populations = _geonames_city_arrays()
-        latitudes = np.array([places[i]["latitude"] for i in missing])
-        longitudes = np.array([places[i]["longitude"] for i in missing])
+        latitudes = np.array([places[i]["latitude"] for i in unknown])
+        longitudes = np.array([places[i]["longitude"] for i in unknown])
         nearest = nearest_city_indices(latitudes, longitudes, city_latitudes, city_longitudes)
         distances = haversine_km(latitudes, longitudes, city_latitudes[nearest], city_longitudes[nearest])
-        populations[missing] = np.where(distances <= max_distance_km, city_populations[nearest], DEFAULT_POPULATION)
+        populations[unknown] = np.where(distances <= max_distance_km, city_populations[nearest], DEFAULT_POPULATION)
     return populations
+
+
+def _named_town_population(place) -> float:
+    """The population of the nearest same-name GeoNames town within `NAME_MATCH_MAX_KM`, else NaN."""
+    from .gazetteer import ascii_fold, cities_by_name, haversine_km
+
+    latitudes, longitudes, town_populations, rows_by_name = cities_by_name(NAME_MATCH_MIN_POPULATION)
+    name = ascii_fold(str(place["name"]).split(",")[0]).strip()
+    rows = rows_by_name.get(name) if name else None  # a name in another script folds to ""
+    if not rows:
+        return np.nan
+    distances = haversine_km(place["latitude"], place["longitude"], latitudes[rows], longitudes[rows])
+    nearest = int(np.argmin(distances))
+    return float(town_populations[rows[nearest]]) if distances[nearest] <= NAME_MATCH_MAX_KM else np.nan
 
 
 def region_populations(centre_latitudes, centre_longitudes, radii_km) -> np.ndarray:

@@ -32,6 +32,30 @@ def test_populations_come_from_the_place_or_the_nearest_geonames_city():
                                     geonames_population("Bern"), geonames_population("Bern")]
 
 
+def world_population(name, country_code):
+    return next(city["population"] for city in load_geonames_cities([country_code]) if city["city"] == name)
+
+
+def test_a_place_named_like_a_nearby_town_has_that_towns_population():
+    # The nearest GeoNames entries to these points are parts of the city: the district "Paris 04 Hôtel-de-Ville",
+    # "Zürich (Kreis 4) / Aussersihl", and for the centre of Twitter's bounding box of Memphis the suburb Bartlett
+    # (9 km; GeoNames' Memphis point is 12 km away).
+    places = normalize_places([
+        {"name": "Paris", "latitude": 48.8566, "longitude": 2.3522},
+        {"name": "Memphis, TN", "latitude": 35.1335205, "longitude": -89.922029},
+        {"name": "ZURICH", "latitude": 47.37752, "longitude": 8.52127},
+        {"name": "Gretna, NE", "latitude": 41.14, "longitude": -96.24},  # 5,046 people: in cities5000 only
+    ])
+    assert place_populations(places).tolist() == [
+        world_population("Paris", "FR"), world_population("Memphis", "US"), geonames_population("Zürich"),
+        float(next(city["population"] for city in load_geonames_cities(["US"], min_population=5000)
+                   if city["name"] == "Gretna, Nebraska, United States"))]
+    # A namesake farther than 50 km is another place; a name that folds to nothing (another script) matches none.
+    for name in ("Paris", "Лондон"):
+        london = place_populations([{"name": name, "latitude": 51.5074, "longitude": -0.1278}])
+        assert london.tolist() == [world_population("London", "GB")]
+
+
 # GeoNames' cities15000 in Iceland, and their distance from a point in the middle of the island (64.9 N, 18.6 W):
 # Akureyri 19,219 (90 km), Reykjavík 118,918 (179 km), Kópavogur 40,040 (181), Hafnarfjörður 31,525 (185),
 # Keflavík 15,930 (214), Reykjanesbær 19,724 (215). The nearest city of another country, Tórshavn, is 668 km away.

@@ -13,6 +13,7 @@ keeps its results and a rerun continues where it stopped. `--workers N` trains N
 """
 
 import datetime
+import functools
 import logging
 import os
 import platform
@@ -25,6 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from contrastgeo.training.defaults import DEFAULT_TEXT_ENCODER_HUB_ID
+from modeling_contrastgeo.place_prior import place_populations
 
 from .embeddings import cached_task_embeddings, default_embedding_cache_dir, model_fingerprint, \
     place_prompt_embeddings, task_fingerprint, task_places
@@ -67,6 +69,12 @@ class TaskData:
     @property
     def num_classes(self):
         return len(self.places)
+
+    @functools.cached_property
+    def place_prior_populations(self):
+        """The population the place prior gives each place: a cell scored with the prior hashes them, so that a
+        change of the GeoNames lookup marks its record stale."""
+        return place_populations(self.places).tolist()
 
     @classmethod
     def from_task(cls, name, task):
@@ -200,7 +208,14 @@ class BenchmarkRunner:
             payload["encoder"] = self.encoder_fingerprint
         elif method.kind == "trained":
             payload["trained"] = self.trained.hash_payload(method, data, cell.k, cell.seed)
+        if self._scores_with_place_prior(method, data, cell):
+            payload["place_prior_populations"] = data.place_prior_populations
         return config_hash(payload)
+
+    def _scores_with_place_prior(self, method, data, cell):
+        if method.kind == "trained":
+            return self.trained.scores_with_place_prior(method, data, cell.k, cell.seed)
+        return "place_prior" in method.settings
 
     def stale_keys(self):
         """Keys of the records whose config hash is not the one their cell has under the current code and defaults:

@@ -95,15 +95,23 @@ class TrainedMethodRunner:
             flags["init_location_encoder"] = str(self.work_dir / "csp" / self.csp_hash())
         return flags
 
+    def _cell_hyperparameters(self, method, data, k, seed):
+        flags = self._cell_flags(method, data, k, seed)
+        flags.pop("init_location_encoder", None)  # it need not exist yet; its hash is added to the training hash
+        return self._parse(method.objective, flags, "<output>")[1]
+
     def training_hash(self, method, data, k, seed):
         """Hash of the training run a method needs; equal hashes share one run."""
-        flags = self._cell_flags(method, data, k, seed)
-        flags.pop("init_location_encoder", None)  # it need not exist yet; its hash is added below
-        _, hyperparameters = self._parse(method.objective, flags, "<output>")
+        hyperparameters = self._cell_hyperparameters(method, data, k, seed)
         payload = {"hyperparameters": self._portable(hyperparameters), "task": data.fingerprint}
         if method.needs_csp:
             payload["csp"] = self.csp_hash()
         return config_hash(payload)
+
+    def scores_with_place_prior(self, method, data, k, seed):
+        """Whether the method's metrics are its model's scores times the model's place prior."""
+        model_config = self._cell_hyperparameters(method, data, k, seed)["model_config"]
+        return bool(model_config.get("place_prior")) and method.evaluation.get("place_prior") != "none"
 
     def hash_payload(self, method, data, k, seed):
         """What a trained method's record depends on: its training run and how the model is scored."""
