@@ -12,12 +12,15 @@ N-th line; in Parquet, which has no lines, it is the 1-based row number.
 import csv
 import gzip
 import json
+import re
+import shlex
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 _PARQUET_BATCH_ROWS = 10_000
+_INTEGER_DECIMAL = re.compile(r"-?[0-9]+\.0+")
 
 
 def _file_format(path):
@@ -142,3 +145,63 @@ def read_rows(path):
     if file_format == "jsonl":
         return _jsonl_rows(path, compressed)
     return _delimited_rows(path, compressed, "," if file_format == "csv" else "\t")
+
+
+def integer_decimal_column(path, column):
+    """Whether every non-empty value of a CSV/TSV file's `column` is an integer written as a decimal ("2.0", "-3.0").
+
+    pandas writes an integer column with a missing value so (the column turns float): read through
+    `integer_of_decimal`, its values are then the integers that a JSONL or Parquet file of the same frame gives.
+    Always False for JSONL and Parquet, whose values carry their type: there 2.0 is a number and "2.0" a string
+    written as such. The file is read once more, up to the first value that is not such a decimal.
+    """
+    path = Path(path)
+    if _file_format(path)[0] not in ("csv", "tsv"):
+        return False
+    _, rows = read_rows(path)
+    found = False
+    try:
+        for _, values, _, _ in rows:
+            value = values.get(column) if values is not None else None
+            if value is None or not value.strip():
+                continue  # a missing value is the row's problem, reported by the reader of the row
+            if not _INTEGER_DECIMAL.fullmatch(value):
+                return False
+            found = True
+    finally:
+        rows.close()
+    return found
+
+
+def integer_of_decimal(text):
+    """The integer a decimal such as "2.0" or "-0.0" stands for, as "2" or "0": how JSONL / Parquet floats read."""
+    return str(int(text.partition(".")[0]))
+
+
+def _differences(found, name):
+    if found.strip() == name.strip():
+        return "surrounding spaces"
+    return "case" if found.casefold() == name.casefold() else "case and surrounding spaces"
+
+
+def check_column_names(path, columns, expected):
+    """Refuse a file that lacks an expected column but has one differing from it only in case or surrounding spaces.
+
+    `expected` maps each expected column name to the role whose `<role>_column` argument (train.py
+    `--<role>-column`) names it, or to None where the name is fixed. Names match exactly, as in pandas and
+    datasets; but read as absent, such a column would change the run unseen (a "Label" column ignored and the
+    posts labelled by GeoNames instead), and matched loosely it could collide with another column.
+    """
+    for name, role in expected.items():
+        if name is None or name in columns:
+            continue
+        near = [column for column in columns if column.strip().casefold() == name.strip().casefold()]
+        if not near:
+            continue
+        found = near[0]
+        others = f" (also {', '.join(map(repr, near[1:]))})" if len(near) > 1 else ""
+        how = f"rename it to {name!r}"
+        if role is not None:
+            how += f" or pass {role}_column={found!r} (train.py --{role}-column {shlex.quote(found)})"
+        raise ValueError(f"{path}: no column {name!r}, but {found!r} differs only in {_differences(found, name)}"
+                         f"{others}: {how}")

@@ -1,8 +1,11 @@
 """Bring your own data: read posts in the standard column layout (text, label, latitude, longitude).
 
 Files are read by `file_rows.read_rows` (CSV / TSV / JSONL, optionally gzipped, and Parquet; see its docstring
-for formats and line numbers). Columns other than the four named ones are ignored. Every output row keeps its
-line number in `source_line`.
+for formats and line numbers). Columns other than the four named ones are ignored, but a named one that is
+missing while a column differs from it only in case or surrounding spaces ("Label") is an error, not an absent
+column (`check_column_names`). Every output row keeps its line number in `source_line`. A CSV/TSV label column
+whose every non-empty value is an integer written as a decimal ("2.0", as pandas writes integers next to a missing
+value) is read as the integers ("2"), as the same numbers are from JSONL or Parquet.
 
 Where the labels and coordinates come from:
 - label and coordinate columns: each label is a place named by the label string; its coordinates are the mean
@@ -39,7 +42,7 @@ from modeling_contrastgeo.gazetteer import haversine_km, load_geonames_cities, n
 from modeling_contrastgeo.place_prior import NEAREST_CITY_MAX_KM, population_value, region_populations
 
 from .common import post_features
-from .file_rows import read_rows
+from .file_rows import check_column_names, integer_decimal_column, integer_of_decimal, read_rows
 
 
 logger = logging.getLogger(__name__)
@@ -102,6 +105,15 @@ def _label(value):
     raise ValueError(f"label must be a string or an integer, got {value!r}")
 
 
+def _label_reader(path, column):
+    """The label check for `column` of the file at `path`: `_label`, or for a CSV/TSV column of integers written
+    as decimals ("2.0", see `integer_decimal_column`) one that reads them as the integers, as `_label` reads 2.0
+    from JSONL or Parquet: the same labels then match whichever way each file was written."""
+    if not integer_decimal_column(path, column):
+        return _label
+    return lambda value: integer_of_decimal(_label(value))
+
+
 def load_places_file(path):
     """Read and validate a places table: columns label, latitude, longitude, optionally name (default: label) and
     population (the place prior's weight; a blank cell leaves it to GeoNames).
@@ -112,11 +124,12 @@ def load_places_file(path):
     in `load_user_dataset`).
     """
     columns, rows = read_rows(path)
+    check_column_names(path, columns, dict.fromkeys(("label", "latitude", "longitude", "name", "population")))
     missing = [name for name in ("label", "latitude", "longitude") if name not in columns]
     if missing:
         raise ValueError(f"{path}: a places file needs columns label, latitude, longitude (name optional); missing {missing}")
     checks = [
-        ("label", "label", _label),
+        ("label", "label", _label_reader(path, "label")),
         ("latitude", "latitude", lambda value: _coordinate(value, "latitude", 90.0)),
         ("longitude", "longitude", lambda value: _coordinate(value, "longitude", 180.0)),
     ] + ([("population", "population", population_value)] if "population" in columns else [])
@@ -273,6 +286,8 @@ def load_user_dataset(
         raise ValueError(f"on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
     path = Path(path)
     columns, rows = read_rows(path)
+    check_column_names(path, columns, {text_column: "text", label_column: "label", latitude_column: "latitude",
+                                       longitude_column: "longitude"})
     if text_column not in columns:
         raise ValueError(f"{path}: text column {text_column!r} not found; the file has columns {columns}")
     has_label = _column_present(columns, "label", label_column)
@@ -300,7 +315,7 @@ def load_user_dataset(
 
     checks = [("text", text_column, _text)]
     if has_label:
-        checks.append(("label", label_column, _label))
+        checks.append(("label", label_column, _label_reader(path, label_column)))
     if has_latitude:
         checks.append(("latitude", latitude_column, lambda value: _coordinate(value, "latitude", 90.0)))
         checks.append(("longitude", longitude_column, lambda value: _coordinate(value, "longitude", 180.0)))

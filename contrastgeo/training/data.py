@@ -23,7 +23,7 @@ import numpy as np
 
 from datasets_scripts import load_task
 from datasets_scripts.fewshot import HELDOUT_POSTS_PER_LABEL, heldout_indices, k_shot_indices
-from datasets_scripts.file_rows import read_rows
+from datasets_scripts.file_rows import check_column_names, integer_decimal_column, integer_of_decimal, read_rows
 from datasets_scripts.user_data import load_user_dataset, spherical_mean
 from modeling_contrastgeo.places import check_coordinate
 
@@ -99,9 +99,12 @@ def align_labels(labels, names, train_names, where, source_lines=None):
         more = " ..." if len(unknown) > _MAX_LISTED_PROBLEMS else ""
         first = int(unknown_rows[0])
         first_at = f"row {first}" if source_lines is None else f"line {int(source_lines[first])}"
+        # The training labels beside them show a mismatch of spelling ('1' against '1.0') at a glance.
+        train_more = " ..." if len(train_names) > _MAX_LISTED_PROBLEMS else ""
         raise ValueError(
             f"{where}: {unknown_rows.size} row(s) have labels that are not training labels, first at {first_at}: "
-            f"{unknown[:_MAX_LISTED_PROBLEMS]}{more}; a model scores only the places it was trained with"
+            f"{unknown[:_MAX_LISTED_PROBLEMS]}{more}; training labels: {list(train_names[:_MAX_LISTED_PROBLEMS])}"
+            f"{train_more}; a model scores only the places it was trained with"
         )
     return aligned
 
@@ -209,10 +212,12 @@ def read_point_file(path, columns, on_bad_rows="error"):
 
     Malformed rows (missing or empty text or label, missing / non-numeric / out-of-range coordinate, unreadable
     record) raise one ValueError listing the first ones with line numbers, or with `on_bad_rows="skip"` are left
-    out and written with their line and reason to `<path>.skipped.jsonl`.
+    out and written with their line and reason to `<path>.skipped.jsonl`. Column names and labels are checked and
+    read as `load_user_dataset` does (a column differing only in case is refused; "2.0" labels of CSV read as "2").
     """
     path = Path(path)
     names, rows = read_rows(path)
+    check_column_names(path, names, {column: role for role, column in columns.items()})
     missing = [column for column in columns.values() if column not in names]
     if missing:
         raise ValueError(f"{path}: column(s) {missing} not found; the file has columns {names}")
@@ -242,6 +247,8 @@ def read_point_file(path, columns, on_bad_rows="error"):
                        report)
     if not kept[next(iter(columns))]:
         raise ValueError(f"{path}: no valid rows")
+    if "label" in columns and integer_decimal_column(path, columns["label"]):
+        kept["label"] = [integer_of_decimal(label) for label in kept["label"]]  # as load_user_dataset reads them
     return kept
 
 
