@@ -11,7 +11,9 @@ Output layout: every input row gives one output row, in input order, with
 - `error`: null for a geolocated row, else why the row was not geolocated (missing, non-string, empty or
   whitespace-only text; for JSONL also a line that is not UTF-8, not JSON or not a JSON object, named by its
   line number). Such rows keep their place, with null predictions.
-Blank lines of a JSONL file are not rows. For CSV/Parquet output of a JSONL input, the columns are the fields of
+Blank lines of a JSONL file are not rows; in a one-column CSV a blank line is a row with empty text (with more
+columns, blank lines are skipped). A JSONL input where no row of the first chunk has the text field stops before any
+output (a wrong --text-column). For CSV/Parquet output of a JSONL input, the columns are the fields of
 the first chunk's rows (in order of appearance); a later row with another field is an error: write JSONL instead.
 
 A failed run leaves no output file (the `<output>.partial` being written is removed).

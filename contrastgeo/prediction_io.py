@@ -7,6 +7,7 @@ and output is written chunk by chunk, so memory does not grow with the file. The
 
 import contextlib
 import csv
+import io
 import json
 import math
 import os
@@ -94,6 +95,46 @@ def _checked_row(values: dict, text_column: str) -> RowResult:
 
 
 # ---------------------------------------------------------------------------------------------------------- reading
+def _read_csv_head(stream) -> tuple[str, int, list[str]]:
+    """Read a CSV text stream up to the end of its header: (the text read, the blank lines before the header, which
+    pandas skips, the header's fields)."""
+    head, blank_lines = [], 0
+    line = stream.readline()
+    while line and not line.strip(" \t\r\n\ufeff"):
+        head.append(line)
+        blank_lines += 1
+        line = stream.readline()
+
+    def header_lines(line):  # a quoted header field may hold line breaks: csv asks for lines until the record ends
+        while line:
+            head.append(line)
+            yield line
+            line = stream.readline()
+
+    header = next(csv.reader(header_lines(line)), [])
+    return "".join(head), blank_lines, header
+
+
+class _PutBack(io.TextIOBase):
+    """A text stream with the text already read from it put back in front."""
+
+    def __init__(self, text: str, stream):
+        super().__init__()
+        self._text, self._stream = text, stream
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        if not self._text:
+            return self._stream.read(size)
+        if size is None or size < 0:
+            text, self._text = self._text + self._stream.read(), ""
+        else:
+            text, self._text = self._text[:size], self._text[size:]
+        return text
+
+
 class InputSource:
     """A file of posts read chunk by chunk: `columns` (None for JSONL), `arrow_schema` (Parquet), `total_rows`
     (Parquet) and `chunks()`, a generator of lists of `RowResult`."""
@@ -105,7 +146,6 @@ class InputSource:
             raise ValueError(f"input file {path} does not exist")
         self.path, self.format, self.text_column, self.chunk_size = path, input_format, text_column, chunk_size
         self.columns = self.arrow_schema = self.total_rows = None
-        self._seen_text_field = False
         if input_format == "parquet":
             try:
                 parquet_file = pq.ParquetFile(path)
@@ -138,11 +178,7 @@ class InputSource:
             yield
 
     def _csv_chunks(self):
-        source = sys.stdin if self.path == STDIO else self.path
-        # Everything as text, with no NA guessing: carried columns come out as they went in.
-        with self._csv_errors(), pd.read_csv(
-            source, chunksize=self.chunk_size, dtype=str, keep_default_na=False, encoding="utf-8", index_col=False
-        ) as reader:
+        with self._csv_errors(), self._csv_reader() as reader:
             for frame in reader:
                 if self.columns is None:
                     self.columns = list(frame.columns)
@@ -152,7 +188,44 @@ class InputSource:
                         )
                 yield [_checked_row(values, self.text_column) for values in frame.to_dict(orient="records")]
 
+    def _csv_reader(self):
+        """pandas' chunked reader. In a one-column CSV a blank line is a record of one empty field (RFC 4180): a post
+        with empty text that keeps its place, where pandas would skip it and shift every later row. With more
+        columns it is no record, and pandas skips it."""
+        if self.path == STDIO:
+            head, blank_lines, header = _read_csv_head(sys.stdin)
+            source = _PutBack(head, sys.stdin)  # stdin cannot be read twice
+        else:
+            with open(self.path, encoding="utf-8", newline="") as stream:
+                _, blank_lines, header = _read_csv_head(stream)
+            source = self.path
+        # Without pandas' skipping, blank lines before the header would be read as the header.
+        one_column = {"skip_blank_lines": False, "skiprows": blank_lines} if len(header) == 1 else {}
+        # Everything as text, with no NA guessing: carried columns come out as they went in.
+        return pd.read_csv(source, chunksize=self.chunk_size, dtype=str, keep_default_na=False, encoding="utf-8",
+                           index_col=False, **one_column)
+
     def _jsonl_chunks(self):
+        self._seen_text_field, self._first_fieldless_row = False, None
+        for index, chunk in enumerate(self._jsonl_line_chunks()):
+            if index == 0:
+                self._check_text_field(len(chunk))
+            yield chunk
+
+    def _check_text_field(self, rows: int):
+        """Fail fast on a wrong --text-column, before the whole file is read, when no row of the first chunk has the
+        field but some are JSON objects. One row without it among rows with it is a bad row, with its error, wherever
+        it stands; a first chunk of no JSON objects at all is left to the end-of-run check, which also names
+        --input-format."""
+        if self._seen_text_field or self._first_fieldless_row is None:
+            return
+        line_number, fields = self._first_fieldless_row
+        raise ValueError(
+            f"{self.path}: none of the first {rows} rows has a field {self.text_column!r} (line {line_number} has "
+            f"fields {fields}); choose the text field with --text-column"
+        )
+
+    def _jsonl_line_chunks(self):
         stream = sys.stdin.buffer if self.path == STDIO else open(self.path, "rb")
         chunk = []
         try:
@@ -181,11 +254,8 @@ class InputSource:
         if not isinstance(values, dict):
             return RowResult(values={}, error=f"line {line_number} is a JSON {type(values).__name__}, not an object")
         if self.text_column not in values:
-            if not self._seen_text_field:  # most likely the wrong --text-column, not a bad row
-                raise ValueError(
-                    f"{self.path}: line {line_number} has no field {self.text_column!r} (fields: {list(values)}); "
-                    "choose the text field with --text-column"
-                )
+            if self._first_fieldless_row is None:
+                self._first_fieldless_row = (line_number, list(values))
             return RowResult(values=values, error=f"line {line_number} has no field {self.text_column!r}")
         self._seen_text_field = True
         return _checked_row(values, self.text_column)
