@@ -160,7 +160,9 @@ MODEL_DEFAULTS = {
         # 106.0 (w=0), 126.1 (0.5), 138.5 (1), 144.7 (1.5), 145.4 (2); from 1 to 1.5 every median falls or stays
         # (vardial-bcms 135 -> 116 km, midwest-2017 258 -> 217, midwest-2017-meta 15 -> 11), while at 2 umass-global's
         # doubles (555 -> 1188 km). With temperatures fitted on held-out posts, the ten seed-0 models at K=4 and
-        # K=16 gave 270.0 (w=1), 274.7 (1.5), 270.9 (2) (benchmarks/RESULTS_place_prior.md). On vardial-ch (Jodel
+        # K=16 gave 270.0 (w=1), 274.7 (1.5), 270.9 (2) (benchmarks/RESULTS_place_prior.md); all with the populations
+        # of the nearest GeoNames city, before a place's own name came first (stop 24: on the midwest tasks Memphis
+        # then had its suburb Bartlett's 58,579 people; since, its own 633,104). On vardial-ch (Jodel
         # posts, whose most frequent place is a small town) any prior costs top-1 (12.8 -> 3.7 at K=16 and w=1.5):
         # README says when to turn it off. Estimating the query posts' place distribution instead (EM on the
         # unlabelled posts, Saerens et al. 2002) or weighing by their marginal likelihood was tried and lost to the
