@@ -304,7 +304,7 @@ def load_user_dataset(
     if has_label and not has_latitude and places_path is None:
         raise ValueError(
             f"{path}: labels without coordinates: pass places_path=<file with columns label, name, latitude, "
-            "longitude> to give each label its coordinates"
+            "longitude> (train.py --places-file) to give each label its coordinates"
         )
     file_places = load_places_file(places_path) if places_path is not None else None
     known_labels = {place["label"] for place in file_places} if file_places else None
