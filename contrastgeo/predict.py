@@ -12,7 +12,7 @@ Output layout: every input row gives one output row, in input order, with
   whitespace-only text; for JSONL also a line that is not UTF-8, not JSON or not a JSON object, named by its
   line number). Such rows keep their place, with null predictions.
 Blank lines of a JSONL file are not rows; in a one-column CSV a blank line is a row with empty text (with more
-columns, blank lines are skipped). A JSONL input where no row of the first chunk has the text field stops before any
+columns, blank lines are skipped). A JSONL input where none of the first 1024 rows has the text field stops before any
 output (a wrong --text-column). For CSV/Parquet output of a JSONL input, the columns are the fields of
 the first chunk's rows (in order of appearance); a later row with another field is an error: write JSONL instead.
 

@@ -95,6 +95,8 @@ def _checked_row(values: dict, text_column: str) -> RowResult:
 
 
 # ---------------------------------------------------------------------------------------------------------- reading
+# How many JSONL rows must lack the text field, with none having it, for a run to stop as a wrong --text-column.
+TEXT_FIELD_CHECK_ROWS = 1024
 def _read_csv_head(stream) -> tuple[str, int, list[str]]:
     """Read a CSV text stream up to the end of its header: (the text read, the blank lines before the header, which
     pandas skips, the header's fields)."""
@@ -206,16 +208,28 @@ class InputSource:
                            index_col=False, **one_column)
 
     def _jsonl_chunks(self):
+        # The first rows are held back until the text-field check has seen TEXT_FIELD_CHECK_ROWS of them (or the
+        # file ended), so that whether a run stops does not depend on --chunk-size.
         self._seen_text_field, self._first_fieldless_row = False, None
-        for index, chunk in enumerate(self._jsonl_line_chunks()):
-            if index == 0:
-                self._check_text_field(len(chunk))
-            yield chunk
+        held, rows = [], 0
+        for chunk in self._jsonl_line_chunks():
+            if held is None:
+                yield chunk
+                continue
+            held.append(chunk)
+            rows += len(chunk)
+            if rows >= TEXT_FIELD_CHECK_ROWS:
+                self._check_text_field(rows)
+                yield from held
+                held = None
+        if held is not None:
+            self._check_text_field(rows)
+            yield from held
 
     def _check_text_field(self, rows: int):
-        """Fail fast on a wrong --text-column, before the whole file is read, when no row of the first chunk has the
+        """Fail fast on a wrong --text-column, before the whole file is read, when none of the first rows has the
         field but some are JSON objects. One row without it among rows with it is a bad row, with its error, wherever
-        it stands; a first chunk of no JSON objects at all is left to the end-of-run check, which also names
+        it stands; first rows with no JSON objects at all are left to the end-of-run check, which also names
         --input-format."""
         if self._seen_text_field or self._first_fieldless_row is None:
             return

@@ -14,18 +14,19 @@ ONE_COLUMN_CSV = 'text\ngrüezi chuchi\n""\nmerci\n\nfasnacht\n'
 
 
 def run_all_ways(saved_model, tmp_path, monkeypatch, capsys, content: str, input_format: str) -> list[str]:
-    """The JSONL output for `content` as a file, with --chunk-size 2 (boundaries inside the input) and from stdin;
-    asserts the three are identical and returns it. One post per forward pass: predictions cannot depend on
+    """The JSONL output for `content` as a file, with --chunk-size 2 and 1 (boundaries inside the input) and from
+    stdin; asserts the four are identical and returns it. One post per forward pass: predictions cannot depend on
     how rows fall into chunks."""
     source = tmp_path / f"posts.{input_format}"
     source.write_text(content, encoding="utf-8")
     common = ["--output", "-", "--input-format", input_format, "--batch-size", 1, "--top-k", 2, "--quiet"]
     outputs = []
-    for arguments in (["--input", source], ["--input", source, "--chunk-size", 2], ["--input", "-"]):
+    for arguments in (["--input", source], ["--input", source, "--chunk-size", 2],
+                      ["--input", source, "--chunk-size", 1], ["--input", "-"]):
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(content.encode()), encoding="utf-8"))
         assert predict(saved_model, *arguments, *common) == 0, capsys.readouterr().err
         outputs.append(capsys.readouterr().out)
-    assert outputs[1] == outputs[0] and outputs[2] == outputs[0]
+    assert all(output == outputs[0] for output in outputs)
     return [json.loads(line) for line in outputs[0].splitlines()]
 
 
@@ -43,11 +44,13 @@ def test_a_first_jsonl_line_without_the_text_field_is_a_bad_row(saved_model, mod
 def test_a_wrong_text_field_stops_jsonl_before_any_output(saved_model, tmp_path, capsys):
     source, output = tmp_path / "posts.jsonl", tmp_path / "out.jsonl"
     source.write_text("".join(json.dumps({"body": post}) + "\n" for post in GOOD_POSTS), encoding="utf-8")
-    assert predict(saved_model, "--input", source, "--output", output, "--chunk-size", 2, "--quiet") == 1
-    error = capsys.readouterr().err
-    assert f"{source}: none of the first 2 rows has a field 'text' (line 1 has fields ['body'])" in error
-    assert "--text-column" in error
-    assert not output.exists() and not (tmp_path / "out.jsonl.partial").exists()
+    for chunk_size in (1, 2, 1024):  # the check reads the same first rows whatever the chunks
+        assert predict(saved_model, "--input", source, "--output", output, "--chunk-size", chunk_size, "--quiet") == 1
+        error = capsys.readouterr().err
+        assert (f"{source}: none of the first {len(GOOD_POSTS)} rows has a field 'text' (line 1 has fields ['body'])"
+                in error)
+        assert "--text-column" in error
+        assert not output.exists() and not (tmp_path / "out.jsonl.partial").exists()
 
 
 def test_a_blank_line_of_a_one_column_csv_is_a_row(saved_model, model, tmp_path, monkeypatch, capsys):
