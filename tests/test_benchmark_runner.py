@@ -193,6 +193,19 @@ def test_methods_with_equal_training_share_one_run(tmp_path, tiny_encoder):
     assert trained.training_hash(methods_module.METHODS_BY_NAME["contrastgeo"], data, 4, 1) != key["contrastgeo"]
 
 
+def test_new_prior_populations_make_only_the_cells_scored_with_the_prior_stale(tmp_path, tiny_encoder):
+    runner = BenchmarkRunner(_options(tmp_path, tiny_encoder))
+    before = TaskData.from_task("synthetic", synthetic_swiss_task())
+    after = TaskData.from_task("synthetic", synthetic_swiss_task())
+    after.places = [dict(place, population=1000.0) if index == 0 else place for index, place in enumerate(after.places)]
+    assert after.place_prior_populations != before.place_prior_populations
+    cells = [Cell("synthetic", "population-prior", None, None)] + [
+        Cell("synthetic", name, 4, 0) for name in ("tfidf-logreg+prior", "contrastgeo", "contrastgeo-rerank",
+                                                    "tfidf-logreg", "contrastgeo-no-prior", "classifier", "majority")]
+    changed = [cell.method for cell in cells if runner.cell_hash(cell, before) != runner.cell_hash(cell, after)]
+    assert changed == ["population-prior", "tfidf-logreg+prior", "contrastgeo", "contrastgeo-rerank"]
+
+
 def test_default_prompt_matches_the_model_default():
     from modeling_contrastgeo import ContrastGeoConfig
 
