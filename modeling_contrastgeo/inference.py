@@ -18,6 +18,8 @@ from .places import normalize_places, places_fingerprint, resolve_gallery, valid
 _MAX_CACHED_GALLERIES = 4
 # Tokenizers that know no limit report model_max_length as a huge sentinel (int(1e30)).
 _NO_TOKENIZER_LIMIT = 10 ** 9
+# Where train.py sets each truncation length, for the message of a length the encoder cannot take.
+_LENGTH_FLAGS = {"max_post_length": "--max-post-length N", "max_prompt_length": "--model-config max_prompt_length=N"}
 # Range of a fitted calibration temperature (the logits are cosines times the logit scale, 1/0.03 at init).
 _MIN_TEMPERATURE, _MAX_TEMPERATURE = 0.05, 20.0
 
@@ -41,25 +43,28 @@ class GeolocationMixin:
         limits = [limit for limit in limits if isinstance(limit, int) and 0 < limit < _NO_TOKENIZER_LIMIT]
         return min(limits) if limits else None
 
-    def check_text_lengths(self, max_post_length=None):
+    def check_text_lengths(self):
         """ValueError when posts or prompts would be truncated to more tokens than the text encoder has positions
         for (torch would fail later, inside the encoder, with a size mismatch)."""
+        self._checked_length("max_post_length", self.config.max_post_length)
+        self._checked_length("max_prompt_length", self.config.max_prompt_length)
+
+    def _checked_length(self, name, length):
+        """`length` (the truncation length `name`), or ValueError when it exceeds `text_length_limit`."""
         limit = self.text_length_limit()
-        lengths = {"max_post_length": (max_post_length or self.config.max_post_length, "--max-post-length N"),
-                   "max_prompt_length": (self.config.max_prompt_length, "--model-config max_prompt_length=N")}
-        for name, (length, flag) in lengths.items():
-            if limit is not None and length > limit:
-                raise ValueError(f"{name} {length} is more tokens than the text encoder takes ({limit}): set it to "
-                                 f"{limit} or less (train.py {flag})")
+        if limit is not None and length > limit:
+            flag = _LENGTH_FLAGS[name]
+            raise ValueError(f"{name} {length} is more tokens than the text encoder takes ({limit}): set it to "
+                             f"{limit} or less (train.py {flag})")
+        return length
 
     def tokenize_posts(self, texts, max_length=None):
         """Model inputs of posts: the tokenizer's, plus `char_ngram_ids` / `char_ngram_weights` when the model has
         a character n-gram channel."""
         texts = list(texts)
-        self.check_text_lengths(max_length)
         encoded = self.tokenizer(
             texts, padding=True, truncation=True, return_tensors="pt",
-            max_length=max_length or self.config.max_post_length,
+            max_length=self._checked_length("max_post_length", max_length or self.config.max_post_length),
         )
         featurizer = self.char_ngram_featurizer
         if featurizer is not None:
@@ -76,7 +81,8 @@ class GeolocationMixin:
         if self.config.uses_prompts:
             encoded = self.tokenizer(
                 self.prompts_for([place["name"] for place in places]), padding=True, truncation=True,
-                max_length=self.config.max_prompt_length, return_tensors="pt",
+                max_length=self._checked_length("max_prompt_length", self.config.max_prompt_length),
+                return_tensors="pt",
             )
             inputs["place_input_ids"] = encoded["input_ids"]
             inputs["place_attention_mask"] = encoded["attention_mask"]

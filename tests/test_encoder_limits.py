@@ -20,6 +20,17 @@ def test_posts_longer_than_the_encoder_takes_are_refused_by_the_model(tmp_path, 
     assert len(model.geolocate([LONG_POST])) == 1
 
 
+def test_prompts_longer_than_the_encoder_takes_are_refused_by_the_model(tmp_path, minilm_path):
+    encoder = make_tiny_encoder(tmp_path / "encoder", minilm_path, max_position_embeddings=64)
+    model = ContrastGeoModel.from_text_encoder(str(encoder), places=SWISS_PLACES, max_post_length=64,
+                                               max_prompt_length=128)
+    with pytest.raises(ValueError, match=r"max_prompt_length 128 is more tokens than the text encoder takes \(64\): "
+                                         r"set it to 64 or less \(train.py --model-config max_prompt_length=N\)"):
+        model.geolocate(["grüezi"])
+    with pytest.raises(ValueError, match="max_prompt_length 128"):
+        model.check_text_lengths()
+
+
 def test_train_refuses_a_post_length_beyond_the_encoder_before_training(tiny, tmp_path, minilm_path):
     encoder = make_tiny_encoder(tmp_path / "encoder", minilm_path, **TRAINING_BERT)  # 512 positions
     argv = geolocation_argv(tiny, tmp_path / "out", "--model-name-or-path", encoder, "--max-post-length", 1024)
