@@ -184,6 +184,19 @@ def _differences(found, name):
     return "case" if found.casefold() == name.casefold() else "case and surrounding spaces"
 
 
+def check_distinct_columns(columns_by_role):
+    """Refuse one column named for two roles (`{"latitude": "lat", "longitude": "lat"}`): the file's values would be
+    read twice, e.g. as both coordinates. Roles given None (a column not read) are skipped."""
+    roles_by_column = {}
+    for role, column in columns_by_role.items():
+        if column is None:
+            continue
+        if column in roles_by_column:
+            raise ValueError(f"{roles_by_column[column]}_column and {role}_column both name the column {column!r} "
+                             f"(train.py --{roles_by_column[column]}-column, --{role}-column): give each its own")
+        roles_by_column[column] = role
+
+
 def check_column_names(path, columns, expected):
     """Refuse a file that lacks an expected column but has one differing from it only in case or surrounding spaces.
 

@@ -42,7 +42,8 @@ from modeling_contrastgeo.gazetteer import haversine_km, load_geonames_cities, n
 from modeling_contrastgeo.place_prior import NEAREST_CITY_MAX_KM, population_value, region_populations
 
 from .common import post_features
-from .file_rows import check_column_names, integer_decimal_column, integer_of_decimal, read_rows
+from .file_rows import (check_column_names, check_distinct_columns, integer_decimal_column, integer_of_decimal,
+                         read_rows)
 
 
 logger = logging.getLogger(__name__)
@@ -286,6 +287,8 @@ def load_user_dataset(
         raise ValueError(f"on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
     path = Path(path)
     columns, rows = read_rows(path)
+    check_distinct_columns({"text": text_column, "label": label_column, "latitude": latitude_column,
+                            "longitude": longitude_column})
     check_column_names(path, columns, {text_column: "text", label_column: "label", latitude_column: "latitude",
                                        longitude_column: "longitude"})
     if text_column not in columns:

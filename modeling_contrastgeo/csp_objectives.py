@@ -113,9 +113,23 @@ class CSPObjectivesMixin:
 
     @torch.no_grad()
     def apply_location_prior(self, class_probabilities, latlon) -> torch.Tensor:
-        """CSP's combination: p(y | content, x) proportional to p(y | content) * sigmoid(e(x) . T_y)."""
+        """CSP's combination: p(y | content, x) proportional to p(y | content) * sigmoid(e(x) . T_y).
+
+        `class_probabilities` (N, num_classes), columns in the order of `config.location_prior_class_names`, one row
+        per location of `latlon` (N, 2); a single location may take a (num_classes,) vector."""
         latlon = torch.as_tensor(latlon, dtype=torch.float32, device=self.logit_scale.device)
         validate_latlon(latlon)
         prior = torch.sigmoid(self.location_prior_logits(latlon))
-        combined = torch.as_tensor(class_probabilities, device=prior.device, dtype=prior.dtype) * prior
+        probabilities = torch.as_tensor(class_probabilities, device=prior.device, dtype=prior.dtype)
+        if probabilities.ndim == 1 and prior.shape[0] == 1:
+            probabilities = probabilities[None]
+        if probabilities.shape != prior.shape:
+            raise ValueError(
+                f"class_probabilities have shape {tuple(probabilities.shape)}, expected {tuple(prior.shape)}: one row "
+                f"per location ({prior.shape[0]}) and one column per class of the location prior ({prior.shape[1]}, "
+                "in the order of config.location_prior_class_names)"
+            )
+        if not bool(torch.isfinite(probabilities).all()) or bool((probabilities < 0).any()):
+            raise ValueError("class_probabilities must be finite numbers >= 0 (a content classifier's probabilities)")
+        combined = probabilities * prior
         return combined / combined.sum(-1, keepdim=True).clamp_min(1e-12)

@@ -1,5 +1,7 @@
 """ContrastGeoModel with tiny configs: every location mode, encoder, fusion strategy and objective."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -174,6 +176,18 @@ def test_location_prior_objective(tiny_encoder):
     combined = model.apply_location_prior(class_probabilities, latlon)
     torch.testing.assert_close(combined, expected)
     assert not torch.allclose(combined, class_probabilities, atol=1e-4)  # the prior moved them
+
+
+def test_apply_location_prior_refuses_probabilities_that_do_not_fit_its_classes_or_locations(tiny_encoder):
+    model = build(tiny_encoder, location_mode="coordinates", location_prior_num_classes=3)
+    latlon = torch.tensor([[47.4, 8.5], [46.9, 7.4]])
+    for probabilities in (torch.full((2, 4), 0.25), torch.ones(2, 1), torch.full((1, 3), 1 / 3)):
+        with pytest.raises(ValueError, match=re.escape(f"shape {tuple(probabilities.shape)}, expected (2, 3)")):
+            model.apply_location_prior(probabilities, latlon)
+    with pytest.raises(ValueError, match="finite numbers >= 0"):
+        model.apply_location_prior(torch.tensor([[0.5, 0.5, 0.0], [-1.0, 1.0, 1.0]]), latlon)
+    # One location may take a vector.
+    assert model.apply_location_prior(torch.tensor([0.2, 0.3, 0.5]), latlon[:1]).shape == (1, 3)
 
 
 def test_objective_needs_coordinate_encoder(tiny_encoder):

@@ -87,6 +87,30 @@ def test_bad_config_values_are_named(posts_file, tmp_path, content, message):
         parse_args(["--config", tmp_path / "run.yaml", "--output-dir", tmp_path / "out"])
 
 
+def test_repeated_model_config_flags_add_up(posts_file, tmp_path):
+    from contrastgeo.training import parse_args
+
+    args = parse_args(["--objective", "csp", "--train-file", posts_file, "--output-dir", tmp_path / "out",
+                       "--model-config", "location_num_scales=4", "location_hidden_size=16",
+                       "--model-config", "csp_num_random_locations=8"])
+    assert {key: args.model_config[key] for key in ("location_num_scales", "location_hidden_size",
+                                                     "csp_num_random_locations")} == {
+        "location_num_scales": 4, "location_hidden_size": 16, "csp_num_random_locations": 8}
+
+
+@pytest.mark.parametrize("objective", ["csp", "location-prior"])
+@pytest.mark.parametrize("extra, message", [
+    (["--places-file", "places.csv"], "--places-file names the places of contrastgeo and classifier labels"),
+    (["--calibration", "heldout"], "--calibration fits the probability temperature of contrastgeo and classifier"),
+])
+def test_geolocation_only_flags_are_refused_by_the_location_objectives(posts_file, tmp_path, objective, extra,
+                                                                        message):
+    from contrastgeo.training import parse_args
+
+    with pytest.raises(ValueError, match=message):
+        parse_args(["--objective", objective, "--train-file", posts_file, "--output-dir", tmp_path / "out", *extra])
+
+
 def test_schedule_has_an_epoch_count_and_a_step_floor():
     from contrastgeo.training.run import training_schedule
 

@@ -46,6 +46,46 @@ def test_csp_run_then_contrastgeo_initialised_from_it(tiny, tmp_path):
         build_model(config_for(), places=places)
 
 
+def test_init_location_encoder_names_a_source_without_a_coordinate_encoder(tiny, tmp_path):
+    """A folder with no coordinate encoder to copy says so, rather than asking for settings that would not help; a
+    setting given as its default matches a source that left it unset."""
+    from modeling_contrastgeo import ContrastGeoModel
+
+    from contrastgeo.training import parse_args
+    from contrastgeo.training.config import hyperparameters
+    from contrastgeo.training.modeling import build_model
+
+    places = [{"name": "A", "latitude": 1.0, "longitude": 2.0}, {"name": "B", "latitude": 3.0, "longitude": 4.0}]
+
+    def build(source, *model_config):
+        argv = geolocation_argv(tiny, tmp_path / "x", "--init-location-encoder", source, "--location-mode", "hybrid",
+                                *COORDINATE_CONFIG, *model_config)
+        return build_model(hyperparameters(parse_args(argv)), places=places)
+
+    ContrastGeoModel.from_text_encoder(str(tiny["encoder"]), location_mode="prompt",
+                                       projection_dim=None).save_pretrained(tmp_path / "prompt")
+    with pytest.raises(ValueError, match="no coordinate encoder to copy \\(location_mode='prompt'\\)"):
+        build(tmp_path / "prompt")
+    with pytest.raises(ValueError, match="a 'bert' model, not a saved ContrastGeo model"):
+        build(tiny["encoder"])
+    ContrastGeoModel.from_text_encoder(str(tiny["encoder"]), location_mode="coordinates", projection_dim=None,
+                                       location_num_scales=4, location_hidden_size=16).save_pretrained(tmp_path / "csp")
+    model = build(tmp_path / "csp", "location_min_radius=0.5")  # sphereM's default minimum radius
+    assert model.config.location_min_radius == 0.5
+
+
+def test_a_location_prior_of_one_class_is_refused(tiny, tmp_path):
+    from contrastgeo.training import parse_args
+    from contrastgeo.training.data import load_location_prior_data
+
+    rows = pd.read_csv(tiny["prior_train"]).assign(label="fir")
+    rows.to_csv(tmp_path / "one_class.csv", index=False)
+    args = parse_args(["--objective", "location-prior", "--train-file", tmp_path / "one_class.csv", "--eval-file",
+                       tiny["prior_eval"], "--output-dir", tmp_path / "out"])
+    with pytest.raises(ValueError, match="one_class.csv: one class \\('fir'\\) for every row"):
+        load_location_prior_data(args)
+
+
 def test_location_prior_run(tiny, tmp_path):
     results = train(["--objective", "location-prior", "--train-file", tiny["prior_train"], "--eval-file",
                      tiny["prior_eval"], "--output-dir", tmp_path, "--model-name-or-path", tiny["encoder"],

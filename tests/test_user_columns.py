@@ -83,6 +83,40 @@ def test_a_point_file_column_differing_only_in_case_names_its_flag(tmp_path):
         read_point_file(path, columns)
 
 
+def test_one_column_named_for_two_roles_is_refused_by_both_readers(tmp_path):
+    """Without the check the posts reader took the latitudes as longitudes too, and every post sat on the line
+    latitude = longitude, with exit 0."""
+    path = write_posts(POSTS, tmp_path / "posts.csv")
+    message = "latitude_column and longitude_column both name the column 'latitude'"
+    with pytest.raises(ValueError, match=message):
+        load_user_dataset(path, latitude_column="latitude", longitude_column="latitude")
+    with pytest.raises(ValueError, match=message):
+        read_point_file(path, {"label": "label", "latitude": "latitude", "longitude": "latitude"})
+    with pytest.raises(ValueError, match="text_column and label_column both name the column 'text'"):
+        load_user_dataset(path, label_column="text")
+    assert len(load_user_dataset(path, label_column=None)[0]) == len(POSTS)  # None reads no column
+
+
+def test_a_point_file_refuses_texts_and_labels_the_posts_reader_refuses(tmp_path):
+    """JSONL and Parquet values carry their type: a list, a mapping or a boolean is not turned into a class name or a
+    text by its Python spelling ("['oak', 'fir']"), as load_user_dataset does not either."""
+    path = tmp_path / "points.jsonl"
+    path.write_text('{"text": "a", "label": ["oak", "fir"], "latitude": 47, "longitude": 8}\n'
+                    '{"text": "b", "label": true, "latitude": 46, "longitude": 7}\n'
+                    '{"text": "c", "label": 2.5, "latitude": 46, "longitude": 7}\n'
+                    '{"text": ["d"], "label": "oak", "latitude": 46, "longitude": 7}\n'
+                    '{"text": "e", "label": 2.0, "latitude": 46, "longitude": 7}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(
+            "3 malformed row(s) (line 1: label must be a string or an integer, got ['oak', 'fir']; line 2: label "
+            "must be a string or an integer, got True; line 3: label must be a string or an integer, got 2.5)")):
+        read_point_file(path, {"label": "label", "latitude": "latitude", "longitude": "longitude"})
+    with pytest.raises(ValueError, match=re.escape("1 malformed row(s) (line 4: text must be a string, got list)")):
+        read_point_file(path, {"text": "text", "latitude": "latitude", "longitude": "longitude"})
+    kept = read_point_file(path, {"label": "label", "latitude": "latitude", "longitude": "longitude"},
+                           on_bad_rows="skip")
+    assert kept["label"] == ["oak", "2"] and kept["source_line"] == [4, 5]
+
+
 # ------------------------------------------------------------------------------ integer labels written as decimals
 def integer_labels(labels):
     return pd.DataFrame({"text": [f"post {i}" for i in range(len(labels))], "label": labels,

@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--place-prior-weight", type=arg_types.non_negative_float,
                        help="exponent of the place prior (1: Bayes' rule; 0: no prior; contrastgeo default 1.5, see "
                             "defaults.py)")
-    model.add_argument("--model-config", nargs="+", type=arg_types.key_value, metavar="KEY=VALUE",
-                       help="any other ContrastGeoConfig field (VALUE parsed as JSON when possible)")
+    model.add_argument("--model-config", nargs="+", action="extend", type=arg_types.key_value, metavar="KEY=VALUE",
+                       help="any other ContrastGeoConfig field (VALUE parsed as JSON when possible); repeated "
+                            "--model-config flags add up")
 
     optimisation = parser.add_argument_group("optimisation")
     optimisation.add_argument("--seed", type=arg_types.non_negative_int,
@@ -329,6 +330,12 @@ def validate_args(args) -> None:
         raise ValueError("--places-file describes the labels of --train-file")
     if args.shots and not geolocation:
         raise ValueError(f"--shots applies to contrastgeo and classifier, not to {args.objective}")
+    if args.places_file is not None and not geolocation:
+        raise ValueError(f"--places-file names the places of contrastgeo and classifier labels; {args.objective} "
+                         "does not read it")
+    if args.calibration != "none" and not geolocation:
+        raise ValueError(f"--calibration fits the probability temperature of contrastgeo and classifier, not of "
+                         f"{args.objective}")
     if args.lora and not geolocation:
         raise ValueError(f"--lora adapts the text encoder, which {args.objective} keeps frozen")
     if args.save_lora_adapter and not args.lora:

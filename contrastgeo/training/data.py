@@ -23,7 +23,8 @@ import numpy as np
 
 from datasets_scripts import load_task
 from datasets_scripts.fewshot import HELDOUT_POSTS_PER_LABEL, heldout_indices, k_shot_indices
-from datasets_scripts.file_rows import check_column_names, integer_decimal_column, integer_of_decimal, read_rows
+from datasets_scripts.file_rows import (check_column_names, check_distinct_columns, integer_decimal_column,
+                                       integer_of_decimal, read_rows)
 from datasets_scripts.user_data import load_user_dataset, spherical_mean
 from modeling_contrastgeo.places import check_coordinate
 
@@ -210,12 +211,14 @@ def read_point_file(path, columns, on_bad_rows="error"):
     "latitude", "longitude") to column names. Returns {role: list} in file order, and each row's file line under
     "source_line".
 
-    Malformed rows (missing or empty text or label, missing / non-numeric / out-of-range coordinate, unreadable
-    record) raise one ValueError listing the first ones with line numbers, or with `on_bad_rows="skip"` are left
-    out and written with their line and reason to `<path>.skipped.jsonl`. Column names and labels are checked and
-    read as `load_user_dataset` does (a column differing only in case is refused; "2.0" labels of CSV read as "2").
+    Malformed rows (missing or empty text or label, a text that is not a string, a label that is not a string or an
+    integer, missing / non-numeric / out-of-range coordinate, unreadable record) raise one ValueError listing the
+    first ones with line numbers, or with `on_bad_rows="skip"` are left out and written with their line and reason to
+    `<path>.skipped.jsonl`. Column names and labels are checked and read as `load_user_dataset` does (a column
+    differing only in case is refused; "2.0" labels of CSV read as "2").
     """
     path = Path(path)
+    check_distinct_columns(columns)
     names, rows = read_rows(path)
     check_column_names(path, names, {column: role for role, column in columns.items()})
     missing = [column for column in columns.values() if column not in names]
@@ -267,6 +270,13 @@ def _point_problem(values, columns, line):
             value = values.get(columns[role])
             if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
                 return f"missing {role}"
+            # As load_user_dataset reads them: a list, a mapping or a boolean is no text or label.
+            if role == "text" and not isinstance(value, str):
+                return f"text must be a string, got {type(value).__name__}"
+            integer = isinstance(value, int) and not isinstance(value, bool)
+            if role == "label" and not (isinstance(value, str) or integer
+                                        or (isinstance(value, float) and value.is_integer())):
+                return f"label must be a string or an integer, got {value!r}"
     try:
         check_coordinate(values.get(columns["latitude"]), values.get(columns["longitude"]), f"line {line}")
     except ValueError as error:
@@ -311,6 +321,13 @@ def load_csp_data(args) -> GeotaggedTexts:
     return GeotaggedTexts(texts, latlon, eval_texts, eval_latlon, description)
 
 
+def _require_two_classes(class_names, where):
+    if len(class_names) < 2:
+        raise ValueError(f"{where}: one class ({class_names[0]!r}) for every row: a location prior weighs classes "
+                         "against each other (apply_location_prior renormalises over them), so it needs rows of at "
+                         "least two labels")
+
+
 def load_location_prior_data(args) -> LabelledLocations:
     """Labelled locations for the location prior; evaluation labels must be training classes."""
     eval_latlon = eval_labels = None
@@ -318,6 +335,7 @@ def load_location_prior_data(args) -> LabelledLocations:
         splits, train_split, eval_split = _load_task_splits(args)
         train = splits[train_split]
         class_names = _label_names(train, f"task {args.task} split {train_split}")
+        _require_two_classes(class_names, f"task {args.task} split {train_split}")
         latlon, labels = _latlon(train["latitude"], train["longitude"]), np.asarray(train["label"], dtype=np.int64)
         if eval_split is not None:
             evaluation = splits[eval_split]
@@ -329,6 +347,7 @@ def load_location_prior_data(args) -> LabelledLocations:
         columns = {"label": args.label_column, "latitude": args.latitude_column, "longitude": args.longitude_column}
         rows = read_point_file(args.train_file, columns, args.on_bad_rows)
         class_names = sorted(set(rows["label"]))
+        _require_two_classes(class_names, args.train_file)  # before the eval file is read: the run cannot start
         labels = align_labels(np.arange(len(rows["label"])), rows["label"], class_names, args.train_file)
         latlon = _latlon(rows["latitude"], rows["longitude"])
         if args.eval_file is not None:

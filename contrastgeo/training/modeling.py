@@ -1,5 +1,6 @@
 """Building the model of a run: which parts train, their learning rates, and initialisation from a CSP model."""
 
+import json
 import logging
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import torch
 from safetensors import safe_open
 
 from modeling_contrastgeo import ContrastGeoConfig, ContrastGeoModel
+from modeling_contrastgeo.location_encoding import DEFAULT_MIN_RADIUS
 from modeling_contrastgeo.place_prior import place_populations
 from modeling_contrastgeo.places import normalize_places
 
@@ -64,11 +66,25 @@ def resolve_place_prior(config: dict, place_prior_given: bool, train_labels) -> 
     model_config["place_prior"] = None
 
 
+def _coordinate_encoder_settings(config) -> dict:
+    """The `COORDINATE_ENCODER_FIELDS` of a config as the encoder uses them: an unset minimum radius is its kind's
+    default, and "wrap" has no scales or radii."""
+    settings = {name: getattr(config, name) for name in COORDINATE_ENCODER_FIELDS}
+    kind = settings["location_encoder_kind"]
+    if kind == "wrap":
+        return {name: value for name, value in settings.items()
+                if name not in ("location_num_scales", "location_min_radius", "location_max_radius")}
+    if settings["location_min_radius"] is None:
+        settings["location_min_radius"] = DEFAULT_MIN_RADIUS[kind]
+    return settings
+
+
 def copy_location_encoder(model: ContrastGeoModel, source_dir) -> None:
     """Load the `location_encoder.*` weights of a saved model (e.g. a CSP run) into `model`.
 
-    Raises ValueError when `model` has no coordinate encoder, when the saved model's coordinate-encoder config or
-    embedding size differs (naming each field), or when the folder holds no such weights.
+    Raises ValueError when `model` has no coordinate encoder, when the folder holds no saved ContrastGeo model or one
+    without a coordinate encoder, when the saved model's coordinate-encoder config or embedding size differs (naming
+    each field), or when the folder holds no such weights.
     """
     source_dir = Path(source_dir)
     if model.location_encoder is None:
@@ -78,11 +94,18 @@ def copy_location_encoder(model: ContrastGeoModel, source_dir) -> None:
         raise ValueError(f"--init-location-encoder {source_dir}: no such folder")
     if not (source_dir / "config.json").is_file():
         raise ValueError(f"--init-location-encoder {source_dir}: no config.json (expected a saved ContrastGeo model)")
+    model_type = json.loads((source_dir / "config.json").read_text(encoding="utf-8")).get("model_type")
+    if model_type != ContrastGeoConfig.model_type:
+        raise ValueError(f"--init-location-encoder {source_dir}: a {model_type!r} model, not a saved ContrastGeo model "
+                         "(give the output folder of a csp, location-prior or coordinate contrastgeo run)")
     source_config = ContrastGeoConfig.from_pretrained(source_dir)
-    mismatches = [
-        f"{name}: saved {getattr(source_config, name)!r}, this run {getattr(model.config, name)!r}"
-        for name in COORDINATE_ENCODER_FIELDS if getattr(source_config, name) != getattr(model.config, name)
-    ]
+    if not source_config.uses_coordinates:
+        raise ValueError(f"--init-location-encoder {source_dir}: that model has no coordinate encoder to copy "
+                         f"(location_mode={source_config.location_mode!r}); give a csp or location-prior run, or a "
+                         "run with location_mode 'coordinates' or 'hybrid'")
+    source_settings, settings = _coordinate_encoder_settings(source_config), _coordinate_encoder_settings(model.config)
+    mismatches = [f"{name}: saved {source_settings[name]!r}, this run {settings[name]!r}"
+                  for name in settings if source_settings[name] != settings[name]]
     if source_config.embed_dim != model.config.embed_dim:
         mismatches.append(f"embedding size (projection_dim or encoder hidden size): saved {source_config.embed_dim}, "
                           f"this run {model.config.embed_dim}")
