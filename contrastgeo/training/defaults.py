@@ -162,7 +162,11 @@ MODEL_DEFAULTS = {
         # doubles (555 -> 1188 km). With temperatures fitted on held-out posts, the ten seed-0 models at K=4 and
         # K=16 gave 270.0 (w=1), 274.7 (1.5), 270.9 (2) (benchmarks/RESULTS_place_prior.md); all with the populations
         # of the nearest GeoNames city, before a place's own name came first (stop 24: on the midwest tasks Memphis
-        # then had its suburb Bartlett's 58,579 people; since, its own 633,104). On vardial-ch (Jodel
+        # then had its suburb Bartlett's 58,579 people; since, its own 633,104). The same choice redone with today's
+        # populations, the midwest rows from the seed-0 K=16 models of today's defaults at temperature 1
+        # (benchmarks/RESULTS_place_prior_midwest.md) and the other three tasks' rows as above (their populations
+        # did not change): sum of top-1 141.6 (w=0.75), 145.2 (1), 149.1 (1.5), 147.9 (2), so 1.5 stands by the
+        # sum alone; no weight brings midwest-2017's median below 304 km. On vardial-ch (Jodel
         # posts, whose most frequent place is a small town) any prior costs top-1 (12.8 -> 3.7 at K=16 and w=1.5):
         # README says when to turn it off. Estimating the query posts' place distribution instead (EM on the
         # unlabelled posts, Saerens et al. 2002) or weighing by their marginal likelihood was tried and lost to the
