@@ -36,10 +36,16 @@ class GeolocationMixin:
 
     # ------------------------------------------------------------------ tokenization
     def text_length_limit(self):
-        """The most tokens the text encoder takes: its position embeddings, or the tokenizer's `model_max_length`
-        when that is smaller (RoBERTa-style encoders keep positions for padding); None when neither says."""
-        limits = [getattr(self.config.text_config, "max_position_embeddings", None),
-                  getattr(self.tokenizer, "model_max_length", None)]
+        """The most tokens the text encoder takes: its position embeddings (less those RoBERTa-style encoders keep
+        below their first position, which is padding_idx + 1), or the tokenizer's `model_max_length` when that is
+        smaller; None when neither says."""
+        positions = getattr(self.config.text_config, "max_position_embeddings", None)
+        for name, module in self.text_model.named_modules():
+            if (name.endswith("position_embeddings") and isinstance(module, nn.Embedding)
+                    and module.padding_idx is not None):
+                positions = module.num_embeddings - module.padding_idx - 1
+                break
+        limits = [positions, getattr(self.tokenizer, "model_max_length", None)]
         limits = [limit for limit in limits if isinstance(limit, int) and 0 < limit < _NO_TOKENIZER_LIMIT]
         return min(limits) if limits else None
 

@@ -136,7 +136,14 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
 
     @staticmethod
     def _build_text_encoder(config) -> nn.Module:
-        encoder = AutoModel.from_config(config.text_config)
+        text_config = config.text_config
+        if getattr(text_config, "is_encoder_decoder", False):
+            # AutoModel builds encoder and decoder, and the decoder fails inside transformers without decoder inputs.
+            name = config.text_encoder_name_or_path or text_config.model_type
+            raise ValueError(f"the text encoder {name} is an encoder-decoder model ({text_config.model_type}): "
+                             "ContrastGeo pools the token states of an encoder-only model (BERT, RoBERTa, DeBERTa, "
+                             "ModernBERT, ...); give one of those")
+        encoder = AutoModel.from_config(text_config)
         # The pooler is unused (we pool token states ourselves); unused parameters break DDP and waste memory.
         if getattr(encoder, "pooler", None) is not None:
             encoder.pooler = None
@@ -219,7 +226,9 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
         extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         token_states = text_model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         if self.config.pooling == "cls":
-            pooled = token_states[:, 0]
+            # The first token the mask keeps: a left-padding tokenizer puts a short text's padding before its [CLS].
+            first = attention_mask.long().argmax(dim=1)
+            pooled = token_states[torch.arange(token_states.shape[0], device=token_states.device), first]
         else:
             mask = attention_mask.unsqueeze(-1).to(token_states.dtype)
             pooled = (token_states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)

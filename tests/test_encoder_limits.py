@@ -1,5 +1,6 @@
 """What the text encoder cannot do is refused by name before torch fails inside it: inputs longer than its position
-embeddings, activation checkpointing in an encoder without checkpointing layers."""
+embeddings, activation checkpointing in an encoder without checkpointing layers, an encoder-decoder model, LoRA in an
+encoder without the default adapter targets."""
 
 import pytest
 
@@ -53,4 +54,51 @@ def test_gradient_checkpointing_names_an_encoder_without_it(tiny, tmp_path, mini
                             "--gradient-checkpointing")
     with pytest.raises(ValueError, match=r"--gradient-checkpointing: the text encoder \(CTRLModel\) has no layer"):
         train(argv)
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_roberta_style_positions_count_from_after_the_padding_index(tmp_path, minilm_path):
+    from transformers import AutoTokenizer, RobertaConfig, RobertaModel
+
+    # RoBERTa numbers positions from padding_idx + 1: 34 position embeddings take 32 tokens. The tokenizer states no
+    # limit (as tokenizers saved without one), so only the encoder's positions bound the length.
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path, model_max_length=int(1e30))
+    encoder = tmp_path / "roberta"
+    RobertaModel(RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                               num_attention_heads=2, intermediate_size=37, max_position_embeddings=34)
+                 ).save_pretrained(encoder)
+    tokenizer.save_pretrained(encoder)
+    model = ContrastGeoModel.from_text_encoder(str(encoder), places=SWISS_PLACES, max_post_length=34,
+                                               max_prompt_length=16)
+    assert model.text_length_limit() == 32
+    with pytest.raises(ValueError, match=r"max_post_length 34 is more tokens than the text encoder takes \(32\)"):
+        model.geolocate([LONG_POST])
+    model.config.max_post_length = 32
+    assert len(model.geolocate([LONG_POST])) == 1
+
+
+def test_an_encoder_decoder_model_is_refused_by_name(tmp_path, minilm_path):
+    from transformers import AutoTokenizer, T5Config, T5Model
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
+    encoder = tmp_path / "t5"
+    T5Model(T5Config(vocab_size=tokenizer.vocab_size, d_model=32, d_kv=16, num_heads=2, d_ff=37, num_layers=2,
+                     decoder_start_token_id=0)).save_pretrained(encoder)
+    tokenizer.save_pretrained(encoder)
+    with pytest.raises(ValueError, match=rf"the text encoder {encoder} is an encoder-decoder model \(t5\)"):
+        ContrastGeoModel.from_text_encoder(str(encoder), places=SWISS_PLACES)
+
+
+def test_lora_by_default_names_an_encoder_without_the_default_targets(tiny, tmp_path, minilm_path):
+    from transformers import AutoTokenizer, CTRLConfig, CTRLModel
+
+    # CTRL names its attention projections Wq, Wk, Wv: none of the families' names LoRA adapts by default.
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
+    encoder = tmp_path / "ctrl"
+    CTRLModel(CTRLConfig(vocab_size=tokenizer.vocab_size, n_embd=32, n_layer=2, n_head=2, dff=37)).save_pretrained(
+        encoder)
+    tokenizer.save_pretrained(encoder)
+    with pytest.raises(ValueError, match=r"LoRA: the text encoder \(CTRLModel\) has none of the attention projections "
+                                         r"adapted by default .* --lora-target-modules NAME\.\.\., or .* --no-lora"):
+        train(geolocation_argv(tiny, tmp_path / "out", "--model-name-or-path", encoder))
     assert not (tmp_path / "out" / "model.safetensors").exists()

@@ -89,6 +89,22 @@ def test_cross_attention_output_depends_on_the_post(tiny_encoder):
     assert not torch.allclose(logits[0], logits[1])
 
 
+def test_cls_pooling_takes_the_first_token_of_a_left_padded_post(tmp_path, minilm_path):
+    from transformers import AutoTokenizer, RobertaConfig, RobertaModel
+
+    # RoBERTa counts positions from the first non-padding token, so left padding leaves a post's states unchanged.
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path, padding_side="left")
+    torch.manual_seed(0)
+    RobertaModel(RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                               num_attention_heads=2, intermediate_size=37, max_position_embeddings=130,
+                               pad_token_id=tokenizer.pad_token_id)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    model = ContrastGeoModel.from_text_encoder(str(tmp_path), places=SWISS_PLACES, pooling="cls")
+    assert model.tokenizer.padding_side == "left"
+    alone = model.encode_posts(POSTS[-1:])
+    torch.testing.assert_close(model.encode_posts(POSTS)[-1:], alone)
+
+
 @pytest.mark.parametrize("kind", LOCATION_ENCODER_KINDS)
 def test_every_location_encoder_kind(tiny_encoder, kind):
     model = build(tiny_encoder, location_mode="coordinates", location_encoder_kind=kind)

@@ -319,6 +319,32 @@ def test_lora_merged_model_loads_and_equals_base_plus_adapter(tiny, tmp_path):
     assert changed, "LoRA training left the query projections unchanged"
 
 
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+def test_lora_by_default_adapts_the_query_and_value_projections_of_another_encoder_family(tiny, tmp_path, minilm_path):
+    from peft import PeftModel
+    from transformers import AutoModel, AutoTokenizer, DistilBertConfig, DistilBertModel
+
+    # DistilBERT names them q_lin and v_lin, not BERT's query and value.
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
+    encoder = tmp_path / "distilbert"
+    torch.manual_seed(0)
+    DistilBertModel(DistilBertConfig(vocab_size=tokenizer.vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=37,
+                                     dropout=0.0, attention_dropout=0.0)).save_pretrained(encoder)
+    tokenizer.save_pretrained(encoder)
+    train(geolocation_argv(tiny, tmp_path / "out", "--model-name-or-path", encoder, "--max-train-steps", 2,
+                           "--save-lora-adapter"))
+    recorded = json.loads((tmp_path / "out" / "training_config.json").read_text())
+    assert recorded["hyperparameters"]["lora_target_modules"] == ["q_lin", "v_lin"]
+    merged = load_saved(tmp_path / "out").text_model.state_dict()
+    base = AutoModel.from_pretrained(encoder).state_dict()
+    changed = sorted(name for name in base if not torch.equal(merged[name], base[name]))
+    assert changed == [f"transformer.layer.{i}.attention.{projection}.weight" for i in (0, 1)
+                       for projection in ("q_lin", "v_lin")]
+    rebuilt = PeftModel.from_pretrained(AutoModel.from_pretrained(encoder), tmp_path / "out" / "text_encoder_lora")
+    for name, tensor in rebuilt.merge_and_unload().state_dict().items():
+        torch.testing.assert_close(tensor, merged[name])
+
+
 def test_resumed_run_ends_like_an_uninterrupted_one(tiny, tmp_path):
     # Dropout and multinomial hard negatives draw on the RNG, so the checkpoint's RNG states matter.
     common = ["--model-name-or-path", tiny["dropout_encoder"], "--max-train-steps", 7, "--max-candidates", 4]

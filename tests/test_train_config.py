@@ -98,6 +98,24 @@ def test_repeated_model_config_flags_add_up(posts_file, tmp_path):
         "location_num_scales": 4, "location_hidden_size": 16, "csp_num_random_locations": 8}
 
 
+@pytest.mark.parametrize("model_type, targets", [
+    ("bert", ["query", "value"]),  # the default MiniLM: the targets of every run before the table existed
+    ("distilbert", ["q_lin", "v_lin"]),  # not in peft's table
+    ("deberta-v2", ["query_proj", "value_proj"]),  # peft's table
+    ("nonesuch", None),  # unknown: apply_lora picks them by the encoder's module names
+])
+def test_lora_targets_default_to_the_encoder_family_and_are_recorded(posts_file, tmp_path, model_type, targets):
+    from contrastgeo.training import hyperparameters, parse_args
+
+    encoder = tmp_path / "encoder"
+    encoder.mkdir()
+    (encoder / "config.json").write_text(json.dumps({"model_type": model_type}))
+    argv = ["--train-file", posts_file, "--output-dir", tmp_path / "out", "--model-name-or-path", encoder]
+    assert hyperparameters(parse_args(argv))["lora_target_modules"] == targets
+    given = parse_args(argv + ["--lora-target-modules", "key"])
+    assert given.lora_target_modules == ["key"]
+
+
 @pytest.mark.parametrize("objective", ["csp", "location-prior"])
 @pytest.mark.parametrize("extra, message", [
     (["--places-file", "places.csv"], "--places-file names the places of contrastgeo and classifier labels"),

@@ -154,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     lora.add_argument("--lora-rank", type=arg_types.positive_int)
     lora.add_argument("--lora-alpha", type=float)
     lora.add_argument("--lora-dropout", type=float)
-    lora.add_argument("--lora-target-modules", nargs="+", help="module names (BERT: query value key dense)")
+    lora.add_argument("--lora-target-modules", nargs="+",
+                      help="module names to adapt (BERT: query value key dense; default: the attention's query and "
+                           "value projections, under the encoder family's names)")
     lora.add_argument("--lora-learning-rate", type=arg_types.non_negative_float)
     lora.add_argument("--save-lora-adapter", action="store_true",
                       help="also save the text encoder's adapter (PEFT format) in OUTPUT_DIR/text_encoder_lora")
@@ -298,6 +300,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if values["train_file"] is not None and "task" not in given:
         values["task"] = None
     values["model_config"] = {**MODEL_DEFAULTS[objective], **model_overrides}
+    if values["lora_target_modules"] is None:
+        values["lora_target_modules"] = _default_lora_targets(values["model_name_or_path"])
     # Not a hyper-parameter: whether the place prior is the user's choice or the objective's default, which
     # `modeling.resolve_place_prior` turns off for training posts that follow their own place distribution.
     values["place_prior_given"] = "place_prior" in model_overrides
@@ -305,6 +309,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = argparse.Namespace(**values)
     validate_args(args)
     return args
+
+
+def _default_lora_targets(model_name_or_path):
+    from .lora import default_target_modules
+
+    try:
+        return default_target_modules(resolve_text_encoder(model_name_or_path))
+    except ValueError:  # no encoder to read: build_model says so
+        return None
 
 
 def validate_args(args) -> None:

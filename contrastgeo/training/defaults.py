@@ -88,7 +88,9 @@ RUN_DEFAULTS = {
     "lora_rank": 8,
     "lora_alpha": 16,
     "lora_dropout": 0.1,
-    "lora_target_modules": ["query", "value"],
+    # None: the attention's query and value projections under the encoder family's names (lora.default_target_modules:
+    # ["query", "value"] for BERT-like encoders such as the default MiniLM), resolved when the flags are parsed.
+    "lora_target_modules": None,
     "lora_learning_rate": 5e-4,
     "save_lora_adapter": False,
     # run
