@@ -1,12 +1,14 @@
 """Configuration of ContrastGeo models (ContrastGeo: Li & Lim 2024; CSP location encoders: Mai et al. 2023)."""
 
 import math
+import numbers
 from dataclasses import field
 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .place_prior import PLACE_PRIORS, check_prior_weight
+from .places import normalize_places
 
 LOCATION_MODES = ("prompt", "coordinates", "hybrid", "classifier")
 POOLING_MODES = ("mean", "cls")
@@ -17,9 +19,25 @@ HYBRID_COMBINATIONS = ("sum", "gate")
 LOCATION_ENCODER_KINDS = ("grid", "theory", "sphereC", "sphereC+", "sphereM", "sphereM+", "wrap")
 
 
+# Whole-number fields and their smallest value; those in _OPTIONAL_SIZES may also be None.
+_INTEGER_FIELDS = {
+    "projection_dim": 1, "max_post_length": 1, "max_prompt_length": 1, "char_ngram_buckets": 0, "char_ngram_dim": 1,
+    "location_num_scales": 1, "location_hidden_size": 1, "location_num_hidden_layers": 0, "num_location_tokens": 1,
+    "num_hard_negatives": 0, "csp_num_random_locations": 0, "csp_content_dim": 1, "location_prior_num_classes": 1,
+    "rerank_top_k": 0,
+}
+_OPTIONAL_SIZES = ("projection_dim", "csp_content_dim", "location_prior_num_classes")
+
+
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name}={value!r} is not one of {list(choices)}")
+
+
+def _checked_integer(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
 
 
 class ContrastGeoConfig(PreTrainedConfig):
@@ -154,28 +172,42 @@ class ContrastGeoConfig(PreTrainedConfig):
         for template in self.prompt_templates:
             if "{name}" not in template:
                 raise ValueError(f"prompt template {template!r} has no {{name}} slot")
-        if self.projection_dim is not None and self.projection_dim <= 0:
-            raise ValueError(f"projection_dim must be positive or None, got {self.projection_dim}")
+            try:
+                template.format(name="")
+            except (KeyError, IndexError, ValueError) as error:
+                raise ValueError(f"prompt template {template!r} is not a format string with a {{name}} slot alone "
+                                 f"({type(error).__name__}: {error}); write a literal brace as {{{{ or }}}}") from None
+        for name, minimum in _INTEGER_FIELDS.items():
+            value = getattr(self, name)
+            if not (value is None and name in _OPTIONAL_SIZES):
+                setattr(self, name, _checked_integer(name, value, minimum))
         if not (self.logit_scale_init_value > 0 and math.isfinite(self.logit_scale_init_value)):
             raise ValueError(f"logit_scale_init_value must be a positive number, got {self.logit_scale_init_value}")
+        if not (self.max_logit_scale > 0 and math.isfinite(self.max_logit_scale)):
+            raise ValueError(f"max_logit_scale must be a positive number, got {self.max_logit_scale}")
+        if not (self.initializer_range >= 0 and math.isfinite(self.initializer_range)):
+            raise ValueError(f"initializer_range must be a number >= 0, got {self.initializer_range}")
         if not (self.probability_temperature > 0 and math.isfinite(self.probability_temperature)):
             raise ValueError(f"probability_temperature must be positive, got {self.probability_temperature}")
         self.char_ngram_range = [int(n) for n in self.char_ngram_range]
         if len(self.char_ngram_range) != 2 or not 1 <= self.char_ngram_range[0] <= self.char_ngram_range[1]:
             raise ValueError(f"char_ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n, "
                              f"got {self.char_ngram_range}")
-        if self.char_ngram_dim < 1:
-            raise ValueError(f"char_ngram_dim must be positive, got {self.char_ngram_dim}")
-        if self.char_ngram_buckets != 0 and self.char_ngram_buckets < 2:
+        if self.char_ngram_buckets == 1:
             raise ValueError(f"char_ngram_buckets must be 0 (off) or at least 2, got {self.char_ngram_buckets}")
-        if self.num_hard_negatives < 0:
-            raise ValueError(f"num_hard_negatives must be >= 0, got {self.num_hard_negatives}")
+        names, num_classes = self.location_prior_class_names, self.location_prior_num_classes
+        if names is not None and num_classes is not None and len(names) != num_classes:
+            raise ValueError(f"location_prior_class_names has {len(names)} names for "
+                             f"location_prior_num_classes={num_classes}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.place_prior is not None:
             _check_choice("place_prior", self.place_prior, PLACE_PRIORS)
         self.place_prior_weight = check_prior_weight(self.place_prior_weight)
-        self.places = [dict(place) for place in (self.places or [])]
+        # Validated here, so that a bad label set fails when the config is built or loaded, naming the place.
+        has_places = self.places is not None and len(self.places) > 0
+        places = normalize_places(self.places, warn_shared_names=False) if has_places else []
+        self.places = [dict(place) for place in places]
         if self.location_mode == "classifier" and not self.places:
             raise ValueError("location_mode='classifier' needs the label set: pass places=[...]")
 

@@ -65,9 +65,8 @@ class CSPObjectivesMixin:
         else:
             raise ValueError("the csp objective needs content_embeds or input_ids (content text)")
         location_embeds = self.location_encoder(latlon)
-        output = CSPOutput(location_embeds=location_embeds, content_embeds=content_embeds)
         if return_loss is False:
-            return output
+            return CSPOutput(location_embeds=location_embeds, content_embeds=content_embeds)
         random_location_embeds = None
         if config.csp_random_location_weight and config.csp_num_random_locations:
             random_latlon = sample_uniform_sphere(
@@ -84,11 +83,11 @@ class CSPObjectivesMixin:
             random_location_temperature=config.csp_random_location_temperature,
             dropout_view_temperature=config.csp_dropout_view_temperature,
         )
-        output.loss = losses["loss"]
-        output.loss_in_batch = losses["loss_in_batch"]
-        output.loss_random_location = losses["loss_random_location"]
-        output.loss_dropout_view = losses["loss_dropout_view"]
-        return output
+        # Every field in one constructor call: a ModelOutput orders its keys (and `to_tuple`) by when each was set.
+        return CSPOutput(loss=losses["loss"], loss_in_batch=losses["loss_in_batch"],
+                         loss_random_location=losses["loss_random_location"],
+                         loss_dropout_view=losses["loss_dropout_view"], location_embeds=location_embeds,
+                         content_embeds=content_embeds)
 
     def location_prior_logits(self, latlon) -> torch.Tensor:
         """(N, num_classes) logits of the location prior: sigmoid(logit) = presence of the class at latlon."""
@@ -101,15 +100,14 @@ class CSPObjectivesMixin:
         if latlon is None:
             raise ValueError("the location-prior objective needs latlon (B, 2) [latitude, longitude]")
         logits = self.location_prior_logits(latlon)
-        output = LocationPriorOutput(logits=logits)
         if labels is None or return_loss is False:
-            return output
+            return LocationPriorOutput(logits=logits)
         random_latlon = sample_uniform_sphere(latlon.shape[0], device=latlon.device, dtype=torch.float32)
         positive_weight = self.config.location_prior_positive_weight or float(logits.shape[-1])
-        output.loss = presence_absence_loss(
+        loss = presence_absence_loss(
             logits, labels, self.location_prior_logits(random_latlon), positive_weight=positive_weight
         )
-        return output
+        return LocationPriorOutput(loss=loss, logits=logits)
 
     @torch.no_grad()
     def apply_location_prior(self, class_probabilities, latlon) -> torch.Tensor:

@@ -182,6 +182,14 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
         model._tokenizer = tokenizer or AutoTokenizer.from_pretrained(encoder_name_or_path)
         return model.eval()  # as from_pretrained: inference until a training loop calls train()
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading_info) with output_loading_info
+        # transformers loads every floating-point weight as a trainable Parameter: a fixed logit scale stays fixed.
+        model.logit_scale.requires_grad_(model.config.learnable_logit_scale)
+        return loaded
+
     @property
     def tokenizer(self):
         """The tokenizer saved with the model (loaded lazily from the model's folder)."""
@@ -308,19 +316,28 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
                 content_embeds=None, objective=None, return_loss=None, return_dict=None, char_ngram_ids=None,
                 char_ngram_weights=None, **kwargs):
         """Run one objective. Keyword `**kwargs` are accepted (and ignored) so PEFT/Accelerate wrappers can pass
-        extra keys; see `_forward_contrastgeo`, `_forward_csp`, `_forward_location_prior` for each objective."""
+        extra keys; see `_forward_contrastgeo`, `_forward_csp`, `_forward_location_prior` for each objective.
+
+        `return_dict=False` (or `config.return_dict=False`) returns `output.to_tuple()`, as transformers' models do:
+        the output's fields in their order, those that are None left out."""
         objective = objective or "contrastgeo"
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if return_loss and labels is None and objective in ("contrastgeo", "location-prior"):
+            raise ValueError(f"return_loss=True: the {objective} loss needs labels (each post's place index, or each "
+                             "location's class ids)")
         if objective == "contrastgeo":
             post_inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
                            "char_ngram_ids": char_ngram_ids, "char_ngram_weights": char_ngram_weights}
-            return self._forward_contrastgeo(
+            output = self._forward_contrastgeo(
                 post_inputs, place_input_ids, place_attention_mask, place_latlon, labels, positive_mask, return_loss,
             )
-        if objective == "csp":
-            return self._forward_csp(latlon, content_embeds, input_ids, attention_mask, token_type_ids, return_loss)
-        if objective == "location-prior":
-            return self._forward_location_prior(latlon, labels, return_loss)
-        raise ValueError(f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}")
+        elif objective == "csp":
+            output = self._forward_csp(latlon, content_embeds, input_ids, attention_mask, token_type_ids, return_loss)
+        elif objective == "location-prior":
+            output = self._forward_location_prior(latlon, labels, return_loss)
+        else:
+            raise ValueError(f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}")
+        return output if return_dict else output.to_tuple()
 
     def _forward_contrastgeo(self, post_inputs, place_input_ids, place_attention_mask, place_latlon, labels,
                              positive_mask, return_loss):
@@ -339,14 +356,15 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
         )
         logit_scale = self.scaled_logit_scale()
         logits_per_post = logit_scale * post_embeds @ location_embeds.t()
-        output = ContrastGeoOutput(logits_per_post=logits_per_post, post_embeds=post_embeds,
-                                   location_embeds=location_embeds)
+        # Every field in one constructor call: a ModelOutput orders its keys (and `to_tuple`) by when each was set.
+        embeddings = {"logits_per_post": logits_per_post, "post_embeds": post_embeds,
+                      "location_embeds": location_embeds}
         if not compute_loss:
-            return output
+            return ContrastGeoOutput(**embeddings)
 
         loss_tlc, _ = tlc_loss(post_embeds, location_embeds, labels, logit_scale, config.label_smoothing)
         loss = config.tlc_weight * loss_tlc
-        output.loss_tlc = loss_tlc
+        matching = {}
         num_places = location_embeds.shape[0]
         if use_tlm and num_places > 1:
             if positive_mask is None:
@@ -363,22 +381,19 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
             )
             loss_tlm = tlm_loss(match_logits[:, 0], match_logits[:, 1:], negative_valid)
             loss = loss + config.tlm_weight * loss_tlm
-            output.loss_tlm = loss_tlm
-            output.match_logits = match_logits
-            output.negative_indices = negative_indices
-            output.negative_valid = negative_valid
-        output.loss = loss
-        return output
+            matching = {"loss_tlm": loss_tlm, "match_logits": match_logits, "negative_indices": negative_indices,
+                        "negative_valid": negative_valid}
+        return ContrastGeoOutput(loss=loss, loss_tlc=loss_tlc, **embeddings, **matching)
 
     def _forward_classifier(self, post_features, labels, return_loss):
         logits = self.classifier_head(post_features)
-        output = ContrastGeoOutput(logits_per_post=logits, post_embeds=nn.functional.normalize(post_features, dim=-1))
+        loss = None
         if labels is not None and return_loss is not False:
             if labels.min() < 0 or labels.max() >= logits.shape[-1]:
                 raise ValueError(f"labels must be in [0, {logits.shape[-1]}), got {labels.min()}..{labels.max()}")
-            output.loss_tlc = nn.functional.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
-            output.loss = output.loss_tlc
-        return output
+            loss = nn.functional.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
+        return ContrastGeoOutput(loss=loss, loss_tlc=loss, logits_per_post=logits,
+                                 post_embeds=nn.functional.normalize(post_features, dim=-1))
 
     def equal_place_mask(self, labels, place_input_ids=None, place_latlon=None) -> torch.Tensor:
         """(B, C) True where candidate c is the post's place or the same place under another index (identical

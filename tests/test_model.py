@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from modeling_contrastgeo import ContrastGeoConfig, ContrastGeoModel
+from modeling_contrastgeo import ContrastGeoConfig, ContrastGeoModel, ContrastGeoOutput
 from modeling_contrastgeo.configuration_contrastgeo import LOCATION_ENCODER_KINDS
 from tests.tiny_models import SWISS_PLACES, make_tiny_encoder
 
@@ -377,6 +377,79 @@ def test_bad_config_values():
         ContrastGeoConfig(prompt_templates=["A post."])
     with pytest.raises(ValueError, match="needs the label set"):
         ContrastGeoConfig(location_mode="classifier")
+
+
+@pytest.mark.parametrize("config_kwargs, message", [
+    (dict(projection_dim=16.5), "projection_dim must be a whole number >= 1, got 16.5"),
+    (dict(max_post_length=-5), "max_post_length must be a whole number >= 1"),  # was an OverflowError in the tokenizer
+    (dict(max_prompt_length=0), "max_prompt_length must be a whole number >= 1"),  # 0 silently meant no truncation
+    (dict(location_mode="coordinates", location_hidden_size=-4), "location_hidden_size must be a whole number >= 1"),
+    (dict(csp_content_dim=-3), "csp_content_dim must be a whole number >= 1"),  # was a RuntimeError in torch
+    (dict(location_prior_num_classes=-2), "location_prior_num_classes must be a whole number >= 1"),
+    (dict(location_prior_num_classes=3, location_prior_class_names=["a"]), "has 1 names for"),
+    (dict(rerank_top_k=-1), "rerank_top_k must be a whole number >= 0"),  # -1 silently turned re-ranking on
+    (dict(max_logit_scale=-1.0), "max_logit_scale must be a positive number"),  # -1 silently inverted the ranking
+    (dict(initializer_range=-1.0), "initializer_range must be a number >= 0"),
+    (dict(prompt_templates=["{name} in {region}"]), re.escape("prompt template '{name} in {region}' is not a format")),
+    (dict(places=[{"name": "X", "latitude": 123, "longitude": 0}]), re.escape("place 0 (X): latitude 123.0 is outside")),
+    (dict(places=[SWISS_PLACES[0], SWISS_PLACES[0]]), "place 1 repeats place 0"),
+    (dict(places=[("Bern", 46.9, 7.4)]), "place 0 must be a mapping"),
+])
+def test_config_refuses_bad_values_when_built(config_kwargs, message):
+    """Bad values fail with a ValueError naming the field when the config is built (or loaded), not later inside
+    torch or the tokenizer, or silently."""
+    with pytest.raises(ValueError, match=message):
+        ContrastGeoConfig(**config_kwargs)
+
+
+def test_return_dict_false_returns_the_output_fields_in_order(tiny_encoder):
+    """As transformers' models: `return_dict=False` (or config.return_dict=False) gives `to_tuple()`, loss first."""
+    model = build(tiny_encoder)
+    inputs = train_step_inputs(model)
+    output = model(**inputs, labels=LABELS)
+    assert list(output.keys()) == ["loss", "loss_tlc", "loss_tlm", "logits_per_post", "post_embeds",
+                                   "location_embeds", "match_logits", "negative_indices", "negative_valid"]
+    torch.manual_seed(0)
+    expected = model(**inputs, labels=LABELS).to_tuple()
+    torch.manual_seed(0)
+    as_tuple = model(**inputs, labels=LABELS, return_dict=False)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == len(expected)
+    for value, reference in zip(as_tuple, expected):
+        torch.testing.assert_close(value, reference)
+    model.config.return_dict = False
+    without_loss = model(**inputs)
+    assert isinstance(without_loss, tuple) and len(without_loss) == 3  # logits_per_post, post_embeds, location_embeds
+    assert isinstance(model(**inputs, return_dict=True), ContrastGeoOutput)
+    coordinates = build(tiny_encoder, location_mode="coordinates", location_prior_num_classes=2)
+    latlon = torch.tensor([[47.0, 8.0], [46.0, 7.0]])
+    csp = coordinates(latlon=latlon, content_embeds=torch.randn(2, 16), objective="csp", return_dict=False)
+    prior = coordinates(latlon=latlon, labels=torch.tensor([0, 1]), objective="location-prior", return_dict=False)
+    assert isinstance(csp, tuple) and csp[0].ndim == 0 and isinstance(prior, tuple) and prior[0].ndim == 0
+
+
+def test_return_loss_without_labels_is_refused(tiny_encoder):
+    """It returned loss=None, which a training loop then fails on far from the cause."""
+    model = build(tiny_encoder)
+    with pytest.raises(ValueError, match="return_loss=True: the contrastgeo loss needs labels"):
+        model(**train_step_inputs(model), return_loss=True)
+    coordinates = build(tiny_encoder, location_mode="coordinates", location_prior_num_classes=2)
+    with pytest.raises(ValueError, match="return_loss=True: the location-prior loss needs labels"):
+        coordinates(latlon=torch.tensor([[47.0, 8.0]]), objective="location-prior", return_loss=True)
+    assert coordinates(latlon=torch.tensor([[47.0, 8.0]]), content_embeds=torch.randn(1, 16), objective="csp",
+                       return_loss=True).loss is not None  # CSP's loss needs no labels
+
+
+def test_a_fixed_logit_scale_stays_fixed_when_loaded(tiny_encoder, tmp_path):
+    """transformers loads every weight as a trainable Parameter; learnable_logit_scale=False must survive that."""
+    model = build(tiny_encoder, learnable_logit_scale=False)
+    assert not model.logit_scale.requires_grad
+    model.save_pretrained(tmp_path)
+    loaded = ContrastGeoModel.from_pretrained(tmp_path)
+    assert not loaded.logit_scale.requires_grad
+    loaded, info = ContrastGeoModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert not loaded.logit_scale.requires_grad and not info["missing_keys"] and not info["unexpected_keys"]
+    assert build(tiny_encoder).save_pretrained(tmp_path) is None
+    assert ContrastGeoModel.from_pretrained(tmp_path).logit_scale.requires_grad
 
 
 def test_model_without_saved_places_asks_for_a_gallery(tiny_encoder):
