@@ -57,7 +57,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return _run(arguments)
-    except ValueError as error:
+    except (OSError, ValueError) as error:  # OSError: a raw file that is missing or unreadable
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -33,7 +33,7 @@ def _file_format(path):
     return file_format, compressed
 
 
-def _text_lines(path, compressed):
+def text_lines(path, compressed=False):
     """Lines of a UTF-8 file (BOM dropped), decoded one by one so that a bad byte is reported at its line."""
     with (gzip.open if compressed else open)(path, "rb") as handle:
         for line_number, raw in enumerate(handle, start=1):
@@ -47,7 +47,7 @@ def _text_lines(path, compressed):
 
 def _delimited_rows(path, compressed, delimiter):
     """(header, iterator of (line, values dict | None, problem | None, raw)) for CSV/TSV."""
-    lines = _text_lines(path, compressed)
+    lines = text_lines(path, compressed)
     reader = csv.reader(lines, delimiter=delimiter)
     try:
         header = next(reader, None)
@@ -101,7 +101,7 @@ def _jsonl_rows(path, compressed):
     """(columns: keys seen in any object line, iterator of rows) for JSONL; the file is read twice."""
 
     def rows():
-        for line, text in enumerate(_text_lines(path, compressed), start=1):
+        for line, text in enumerate(text_lines(path, compressed), start=1):
             if not text.strip():
                 continue
             record, problem = json_object(text)

@@ -10,12 +10,13 @@ int(md5(user_id).hexdigest(), 16) % 100 < 70, else to the query. The `-meta` var
 
 import hashlib
 import math
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
 
 from .common import make_geolocation_task
-from .file_rows import json_object
+from .file_rows import json_object, text_lines
 
 
 FILE_NAME = "tweets_geo_2017.jsonl"
@@ -60,8 +61,8 @@ def read_city_tweets(path, with_user_metadata=False):
     """
     path = Path(path)
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    with closing(text_lines(path)) as lines:
+        for line_number, line in enumerate(lines, start=1):
             where = f"{path}, line {line_number}"
             tweet, problem = json_object(line)
             if problem:

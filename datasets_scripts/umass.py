@@ -12,6 +12,7 @@ Split per class: classes sorted by code, each class's rows (file order) permuted
 import csv
 import logging
 import math
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import pandas as pd
 from modeling_contrastgeo.gazetteer import geonames_country_names, load_geonames_cities
 
 from .common import make_geolocation_task
+from .file_rows import text_lines
 
 
 logger = logging.getLogger(__name__)
@@ -36,29 +38,32 @@ def read_annotated_tweets(path):
     header's raises ValueError naming the file and line.
     """
     path = Path(path)
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, dialect="excel-tab")
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{path}: empty file")
-        missing = [column for column in _COLUMNS if column not in header]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; found {header}")
-        rows, lines = [], []
-        first_line = reader.line_num + 1
-        for row in reader:
-            if len(row) != len(header):
-                raise ValueError(
-                    f"{path}, line {first_line}: expected {len(header)} TAB-separated fields, found {len(row)}"
-                )
-            if any("\t" in field for field in row):
-                # Only quoting puts a TAB inside a field: an unclosed quote merges the lines up to the next quote.
-                raise ValueError(f"{path}, lines {first_line}-{reader.line_num}: a field holds TAB characters, so "
-                                 f"a quote opened on line {first_line} is likely never closed")
-            rows.append(row)
-            lines.append(first_line)
-            # A quoted field may span lines: the next row starts after the last line read.
+    with closing(text_lines(path)) as file_lines:
+        reader = csv.reader(file_lines, dialect="excel-tab")
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise ValueError(f"{path}: empty file")
+            missing = [column for column in _COLUMNS if column not in header]
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {missing}; found {header}")
+            rows, lines = [], []
             first_line = reader.line_num + 1
+            for row in reader:
+                if len(row) != len(header):
+                    raise ValueError(
+                        f"{path}, line {first_line}: expected {len(header)} TAB-separated fields, found {len(row)}"
+                    )
+                if any("\t" in field for field in row):
+                    # Only quoting puts a TAB inside a field: an unclosed quote merges the lines up to the next quote.
+                    raise ValueError(f"{path}, lines {first_line}-{reader.line_num}: a field holds TAB characters, so "
+                                     f"a quote opened on line {first_line} is likely never closed")
+                rows.append(row)
+                lines.append(first_line)
+                # A quoted field may span lines: the next row starts after the last line read.
+                first_line = reader.line_num + 1
+        except csv.Error as error:  # e.g. a lone carriage return in an unquoted field
+            raise ValueError(f"{path}, line {reader.line_num}: unreadable record ({error})") from None
     return pd.DataFrame(rows, columns=header, dtype=str).assign(line=np.asarray(lines, dtype=np.int64))
 
 

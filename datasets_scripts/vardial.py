@@ -7,6 +7,7 @@ the label's name is "<city name>, <country name>" and its coordinates are the ci
 coordinates. Classes need >= 20 pool and >= 3 query posts. Labels are the kept names in code-point order.
 """
 
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pandas as pd
 from modeling_contrastgeo.gazetteer import load_geonames_cities, nearest_cities
 
 from .common import make_geolocation_task
+from .file_rows import text_lines
 
 
 SUBTASKS = {
@@ -32,9 +34,9 @@ def read_smg_file(path):
     """
     path = Path(path)
     texts, latitudes, longitudes, line_numbers = [], [], [], []
-    # newline="\n": a stray "\r" inside a post must not split it into two lines.
-    with open(path, encoding="utf-8", newline="\n") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    # Lines end at "\n" only: a stray "\r" inside a post must not split it into two lines.
+    with closing(text_lines(path)) as lines:
+        for line_number, line in enumerate(lines, start=1):
             line = line.rstrip("\n").removesuffix("\r")
             fields = line.split("\t", 2)
             if len(fields) != 3:
@@ -52,6 +54,8 @@ def read_smg_file(path):
             latitudes.append(latitude)
             longitudes.append(longitude)
             line_numbers.append(line_number)
+    if not texts:
+        raise ValueError(f"{path}: no posts (the file is empty)")
     return pd.DataFrame({"text": texts, "latitude": latitudes, "longitude": longitudes, "line": line_numbers})
 
 

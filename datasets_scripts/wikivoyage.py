@@ -11,11 +11,12 @@ The link graph (`edges`) is not used by the pre-training objective and is not ke
 """
 
 import math
+from contextlib import closing
 from pathlib import Path
 
 import datasets
 
-from .file_rows import json_object
+from .file_rows import json_object, text_lines
 
 
 RAW_FOLDER = "wikivoyage_destination_bylines"
@@ -102,8 +103,8 @@ def read_destinations(path):
     """Parse the JSONL file into column lists in file order; blank lines are skipped, other malformed lines raise."""
     path = Path(path)
     columns = {name: [] for name in FEATURES}
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    with closing(text_lines(path)) as lines:
+        for line_number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             row = parse_destination(line, f"{path}:{line_number}")

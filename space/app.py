@@ -158,6 +158,11 @@ def read_places_csv(path) -> list[dict]:
     file_name = Path(path).name
     (_, header), *rows = _read_csv_rows(path, file_name)
     columns = {column.lower(): index for index, column in enumerate(header)}
+    lowered = [column.lower() for column in header]
+    repeated = [column for column in ("name", "label", "latitude", "longitude", "population")
+                if lowered.count(column) > 1]
+    if repeated:  # the last one would be read without a word
+        raise UserInputError(f"{file_name} names the column(s) {', '.join(repeated)} more than once in its header.")
     name_column = columns.get("name", columns.get("label"))
     missing = [what for what, column in (("name", name_column), ("latitude", columns.get("latitude")),
                                          ("longitude", columns.get("longitude"))) if column is None]
@@ -227,7 +232,8 @@ def geolocate_posts(model, text, top_k, gallery_choice, country_code=None, place
         UserInputError: empty text, bad top-k, bad country code, malformed CSV of places (message names the problem).
     """
     posts = parse_posts(text)
-    if not isinstance(top_k, (int, float)) or top_k != int(top_k) or not 1 <= top_k <= MAX_TOP_K:
+    # The range first: NaN and infinity fail it before int() could raise on them.
+    if not isinstance(top_k, (int, float)) or not 1 <= top_k <= MAX_TOP_K or top_k != int(top_k):
         raise UserInputError(f"top-k must be a whole number from 1 to {MAX_TOP_K}, got {top_k!r}.")
     top_k = int(top_k)
     land = land_latlon(model)  # also fills the gazetteer's cache that GeoNames galleries use
@@ -324,6 +330,10 @@ def load_model(source):
     model = AutoModel.from_pretrained(str(source), trust_remote_code=True)
     if getattr(model.config, "model_type", None) != "contrastgeo":
         raise ValueError(f"{source} holds a {model.config.model_type!r} model, not a ContrastGeo model")
+    try:
+        model.tokenizer  # loaded now: a model saved without its tokenizer is refused at start-up, not on every click
+    except (OSError, ValueError) as error:
+        raise ValueError(f"the model has no usable tokenizer (save it with its tokenizer): {error}") from None
     return model.eval()
 
 

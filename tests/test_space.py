@@ -121,11 +121,15 @@ def test_top_k_beyond_gallery_warns_and_shows_all(tiny_model, small_land, tmp_pa
         ("x\n" * 201, 5, "model", "", None, "201 posts given; this demo takes at most 200"),
         ("hi", 0, "model", "", None, "top-k must be a whole number from 1 to 20, got 0"),
         ("hi", 2.5, "model", "", None, "top-k must be a whole number from 1 to 20, got 2.5"),
+        ("hi", float("nan"), "model", "", None, "top-k must be a whole number from 1 to 20, got nan"),
+        ("hi", float("inf"), "model", "", None, "top-k must be a whole number from 1 to 20, got inf"),
         ("hi", 5, "country", "", None, "Enter an ISO country code"),
         ("hi", 5, "country", "Swiss", None, "'Swiss' is not an ISO 3166 two-letter country code"),
         ("hi", 5, "csv", "", None, "Upload a CSV of places"),
         ("hi", 5, "csv", "", "", "empty"),
         ("hi", 5, "csv", "", "city,lat,lon\nChur,46.8,9.5\n", "no column name, latitude, longitude"),
+        ("hi", 5, "csv", "", "name,latitude,longitude,Latitude\nChur,46.8,9.5,0\n",
+         "names the column\\(s\\) latitude more than once"),
         ("hi", 5, "csv", "", "name,latitude,longitude\nChur,46.8,9.5\nSion,north,7.3\nX,95,1\n",
          "2 bad row\\(s\\): line 3: latitude 'north' is not a number; "
          "line 4: latitude '95' is not a number in \\[-90, 90\\]"),
@@ -227,6 +231,16 @@ def test_start_up_without_a_model_exits_with_a_message(monkeypatch, capsys, tmp_
     assert "--demo-untrained" in capsys.readouterr().err
     assert space_app.main(["--model", str(tmp_path / "missing")]) == 2
     assert "Could not load a ContrastGeo model" in capsys.readouterr().err
+
+
+def test_start_up_refuses_a_model_saved_without_its_tokenizer(tiny_model_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "no_tokenizer"
+    shutil.copytree(tiny_model_dir, folder, ignore=shutil.ignore_patterns("tokenizer*", "special_tokens_map.json",
+                                                                          "vocab.txt"))
+    with pytest.raises(ValueError, match="the model has no usable tokenizer"):
+        space_app.load_model(folder)
 
 
 def test_default_model_is_the_quickstart_output(monkeypatch, tmp_path):

@@ -227,6 +227,31 @@ def test_midwest_and_umass_readers_name_the_bad_line(tmp_path):
         read_annotated_tweets(_write(tmp_path / "unclosed.tsv", unclosed))
     namibia = read_annotated_tweets(_write(tmp_path / "ok.tsv", header + "0\t1\tNA\t2014-01-01\thello\n"))
     assert namibia["Country"].tolist() == ["NA"]
+    with pytest.raises(ValueError, match="lone_cr.tsv, line 2: unreadable record"):
+        read_annotated_tweets(_write(tmp_path / "lone_cr.tsv", header + "0\t1\tUS\t2014-01-01\thel\rlo\n"))
+
+
+@pytest.mark.parametrize("module, function, file_name, good_line", [
+    ("vardial", "read_smg_file", "dev.txt", "47.0\t8.0\tgrüezi\n"),
+    ("umass", "read_annotated_tweets", "all_annotated.tsv", "\tTweet ID\tCountry\tDate\tTweet\n"),
+    ("midwest", "read_city_tweets", "tweets.jsonl", '{"id": "1", "text": "hi", "user_id": "7", "place_full_name": '
+                                                    '"Ames, IA", "place_type": "town", "place_bbox": []}\n'),
+    ("wikivoyage", "read_destinations", "destinations.jsonl", '{"title": "A", "lat": 1.0, "lon": 2.0}\n'),
+])
+def test_raw_readers_name_the_file_and_line_of_bytes_that_are_not_utf8(tmp_path, module, function, file_name,
+                                                                         good_line):
+    reader = getattr(importlib.import_module(f"datasets_scripts.{module}"), function)
+    path = tmp_path / file_name
+    path.write_bytes(good_line.encode("utf-8") + b"\xff\xfe latin-1 \xe9\n")
+    with pytest.raises(ValueError, match=f"{file_name}:2: not UTF-8 text"):
+        reader(path)
+
+
+def test_vardial_reader_refuses_an_empty_file(tmp_path):
+    from datasets_scripts.vardial import read_smg_file
+
+    with pytest.raises(ValueError, match="dev.txt: no posts"):
+        read_smg_file(_write(tmp_path / "dev.txt", ""))
 
 
 def _frame(keys):
@@ -335,3 +360,13 @@ def test_cli_names_an_output_path_that_is_a_file_and_a_readme_without_the_table(
     assert datasets_cli(["stats", "--task", "vardial-ch", "--write-readme", str(readme)]) == 2
     assert "--write-readme writes the --all table; add --all" in capsys.readouterr().err
     assert readme.read_text(encoding="utf-8") == "unchanged"
+
+
+def test_cli_names_a_missing_raw_file_without_a_traceback(tmp_path, capsys):
+    from datasets_scripts.__main__ import main as datasets_cli
+
+    (tmp_path / "raw").mkdir()  # a raw folder without the task's files
+    assert datasets_cli(["build", "--task", "vardial-ch", "--raw-dir", str(tmp_path / "raw"),
+                         "--output-dir", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: [Errno 2] No such file or directory") and "ch/dev.txt" in error
