@@ -41,15 +41,19 @@ def test_train_refuses_a_post_length_beyond_the_encoder_before_training(tiny, tm
     assert not (tmp_path / "out" / "log_history.jsonl").exists()
 
 
-def test_gradient_checkpointing_names_an_encoder_without_it(tiny, tmp_path, minilm_path):
+def _tiny_ctrl_encoder(folder, minilm_path):
     from transformers import AutoTokenizer, CTRLConfig, CTRLModel
 
-    # CTRL's layers have no activation checkpointing in transformers.
     tokenizer = AutoTokenizer.from_pretrained(minilm_path)
-    encoder = tmp_path / "ctrl"
     CTRLModel(CTRLConfig(vocab_size=tokenizer.vocab_size, n_embd=32, n_layer=2, n_head=2, dff=37)).save_pretrained(
-        encoder)
-    tokenizer.save_pretrained(encoder)
+        folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_gradient_checkpointing_names_an_encoder_without_it(tiny, tmp_path, minilm_path):
+    # CTRL's layers have no activation checkpointing in transformers.
+    encoder = _tiny_ctrl_encoder(tmp_path / "ctrl", minilm_path)
     argv = geolocation_argv(tiny, tmp_path / "out", "--model-name-or-path", encoder, "--no-lora",
                             "--gradient-checkpointing")
     with pytest.raises(ValueError, match=r"--gradient-checkpointing: the text encoder \(CTRLModel\) has no layer"):
@@ -90,14 +94,8 @@ def test_an_encoder_decoder_model_is_refused_by_name(tmp_path, minilm_path):
 
 
 def test_lora_by_default_names_an_encoder_without_the_default_targets(tiny, tmp_path, minilm_path):
-    from transformers import AutoTokenizer, CTRLConfig, CTRLModel
-
     # CTRL names its attention projections Wq, Wk, Wv: none of the families' names LoRA adapts by default.
-    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
-    encoder = tmp_path / "ctrl"
-    CTRLModel(CTRLConfig(vocab_size=tokenizer.vocab_size, n_embd=32, n_layer=2, n_head=2, dff=37)).save_pretrained(
-        encoder)
-    tokenizer.save_pretrained(encoder)
+    encoder = _tiny_ctrl_encoder(tmp_path / "ctrl", minilm_path)
     with pytest.raises(ValueError, match=r"LoRA: the text encoder \(CTRLModel\) has none of the attention projections "
                                          r"adapted by default .* --lora-target-modules NAME\.\.\., or .* --no-lora"):
         train(geolocation_argv(tiny, tmp_path / "out", "--model-name-or-path", encoder))
