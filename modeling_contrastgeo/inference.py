@@ -40,10 +40,11 @@ class GeolocationMixin:
         below their first position, which is padding_idx + 1), or the tokenizer's `model_max_length` when that is
         smaller; None when neither says."""
         positions = getattr(self.config.text_config, "max_position_embeddings", None)
+        # Stop at the position embeddings, near the start of the walk: this runs for every batch of posts.
         for name, module in self.text_model.named_modules():
-            if (name.endswith("position_embeddings") and isinstance(module, nn.Embedding)
-                    and module.padding_idx is not None):
-                positions = module.num_embeddings - module.padding_idx - 1
+            if name.endswith("position_embeddings") and isinstance(module, nn.Embedding):
+                if module.padding_idx is not None:
+                    positions = module.num_embeddings - module.padding_idx - 1
                 break
         limits = [positions, getattr(self.tokenizer, "model_max_length", None)]
         limits = [limit for limit in limits if isinstance(limit, int) and 0 < limit < _NO_TOKENIZER_LIMIT]
