@@ -5,20 +5,27 @@ encoder without the default adapter targets."""
 import pytest
 
 from modeling_contrastgeo import ContrastGeoModel
-from tests.tiny_models import SWISS_PLACES, TRAINING_BERT, make_tiny_encoder
+from tests.tiny_models import SWISS_PLACES, TRAINING_BERT, make_tiny_encoder, save_tiny_model
 from tests.train_runs import geolocation_argv, one_torch_thread, tiny, train  # noqa: F401 (fixtures)
 
 LONG_POST = "grüezi mitenand " * 200
 
 
+def _assert_posts_are_cut_at_most_to(model, limit):
+    """`model` (built with a longer max_post_length) refuses posts, and takes them once cut to `limit` tokens."""
+    assert model.text_length_limit() == limit
+    too_long = model.config.max_post_length
+    with pytest.raises(ValueError, match=rf"max_post_length {too_long} is more tokens than the text encoder takes "
+                                         rf"\({limit}\)"):
+        model.geolocate([LONG_POST])
+    model.config.max_post_length = limit
+    assert len(model.geolocate([LONG_POST])) == 1
+
+
 def test_posts_longer_than_the_encoder_takes_are_refused_by_the_model(tmp_path, minilm_path):
     encoder = make_tiny_encoder(tmp_path / "encoder", minilm_path, max_position_embeddings=64)
     model = ContrastGeoModel.from_text_encoder(str(encoder), places=SWISS_PLACES, max_post_length=128)
-    assert model.text_length_limit() == 64
-    with pytest.raises(ValueError, match=r"max_post_length 128 is more tokens than the text encoder takes \(64\)"):
-        model.geolocate([LONG_POST])
-    model.config.max_post_length = 64
-    assert len(model.geolocate([LONG_POST])) == 1
+    _assert_posts_are_cut_at_most_to(model, 64)
 
 
 def test_prompts_longer_than_the_encoder_takes_are_refused_by_the_model(tmp_path, minilm_path):
@@ -44,11 +51,8 @@ def test_train_refuses_a_post_length_beyond_the_encoder_before_training(tiny, tm
 def _tiny_ctrl_encoder(folder, minilm_path):
     from transformers import AutoTokenizer, CTRLConfig, CTRLModel
 
-    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
-    CTRLModel(CTRLConfig(vocab_size=tokenizer.vocab_size, n_embd=32, n_layer=2, n_head=2, dff=37)).save_pretrained(
-        folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_model(folder, AutoTokenizer.from_pretrained(minilm_path), CTRLModel, CTRLConfig, n_embd=32,
+                           n_layer=2, n_head=2, dff=37)
 
 
 def test_gradient_checkpointing_names_an_encoder_without_it(tiny, tmp_path, minilm_path):
@@ -67,28 +71,19 @@ def test_roberta_style_positions_count_from_after_the_padding_index(tmp_path, mi
     # RoBERTa numbers positions from padding_idx + 1: 34 position embeddings take 32 tokens. The tokenizer states no
     # limit (as tokenizers saved without one), so only the encoder's positions bound the length.
     tokenizer = AutoTokenizer.from_pretrained(minilm_path, model_max_length=int(1e30))
-    encoder = tmp_path / "roberta"
-    RobertaModel(RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                               num_attention_heads=2, intermediate_size=37, max_position_embeddings=34)
-                 ).save_pretrained(encoder)
-    tokenizer.save_pretrained(encoder)
+    encoder = save_tiny_model(tmp_path / "roberta", tokenizer, RobertaModel, RobertaConfig, hidden_size=32,
+                              num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                              max_position_embeddings=34)
     model = ContrastGeoModel.from_text_encoder(str(encoder), places=SWISS_PLACES, max_post_length=34,
                                                max_prompt_length=16)
-    assert model.text_length_limit() == 32
-    with pytest.raises(ValueError, match=r"max_post_length 34 is more tokens than the text encoder takes \(32\)"):
-        model.geolocate([LONG_POST])
-    model.config.max_post_length = 32
-    assert len(model.geolocate([LONG_POST])) == 1
+    _assert_posts_are_cut_at_most_to(model, 32)
 
 
 def test_an_encoder_decoder_model_is_refused_by_name(tmp_path, minilm_path):
     from transformers import AutoTokenizer, T5Config, T5Model
 
-    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
-    encoder = tmp_path / "t5"
-    T5Model(T5Config(vocab_size=tokenizer.vocab_size, d_model=32, d_kv=16, num_heads=2, d_ff=37, num_layers=2,
-                     decoder_start_token_id=0)).save_pretrained(encoder)
-    tokenizer.save_pretrained(encoder)
+    encoder = save_tiny_model(tmp_path / "t5", AutoTokenizer.from_pretrained(minilm_path), T5Model, T5Config,
+                              d_model=32, d_kv=16, num_heads=2, d_ff=37, num_layers=2, decoder_start_token_id=0)
     with pytest.raises(ValueError, match=rf"the text encoder {encoder} is an encoder-decoder model \(t5\)"):
         ContrastGeoModel.from_text_encoder(str(encoder), places=SWISS_PLACES)
 

@@ -9,7 +9,7 @@ import torch
 
 from modeling_contrastgeo import ContrastGeoConfig, ContrastGeoModel, ContrastGeoOutput
 from modeling_contrastgeo.configuration_contrastgeo import LOCATION_ENCODER_KINDS
-from tests.tiny_models import SWISS_PLACES, make_tiny_encoder
+from tests.tiny_models import SWISS_PLACES, make_tiny_encoder, save_tiny_model
 
 POSTS = ["Grüezi mitenand, hüt gö mer id Badi", "Basler Fasnacht isch s Beschte", "Bärn isch schön", "Lozärn!"]
 LABELS = torch.tensor([0, 2, 1, 3])
@@ -94,11 +94,9 @@ def test_cls_pooling_takes_the_first_token_of_a_left_padded_post(tmp_path, minil
 
     # RoBERTa counts positions from the first non-padding token, so left padding leaves a post's states unchanged.
     tokenizer = AutoTokenizer.from_pretrained(minilm_path, padding_side="left")
-    torch.manual_seed(0)
-    RobertaModel(RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                               num_attention_heads=2, intermediate_size=37, max_position_embeddings=130,
-                               pad_token_id=tokenizer.pad_token_id)).save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
+    save_tiny_model(tmp_path, tokenizer, RobertaModel, RobertaConfig, hidden_size=32, num_hidden_layers=2,
+                    num_attention_heads=2, intermediate_size=37, max_position_embeddings=130,
+                    pad_token_id=tokenizer.pad_token_id)
     model = ContrastGeoModel.from_text_encoder(str(tmp_path), places=SWISS_PLACES, pooling="cls")
     assert model.tokenizer.padding_side == "left"
     alone = model.encode_posts(POSTS[-1:])

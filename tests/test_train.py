@@ -14,7 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 from datasets_scripts.user_data import spherical_mean
-from tests.tiny_models import TINY_POSTS_PLACES, TINY_POSTS_POOL_PER_PLACE, TINY_POSTS_QUERY_PER_PLACE
+from tests.tiny_models import (TINY_POSTS_PLACES, TINY_POSTS_POOL_PER_PLACE, TINY_POSTS_QUERY_PER_PLACE,
+                               save_tiny_model)
 from tests.train_runs import (METRIC_KEYS, geolocation_argv, load_saved, log_history,  # noqa: F401 (fixtures)
                               one_torch_thread, reevaluated_top1, tiny, train)
 
@@ -325,12 +326,9 @@ def test_lora_by_default_adapts_the_query_and_value_projections_of_another_encod
     from transformers import AutoModel, AutoTokenizer, DistilBertConfig, DistilBertModel
 
     # DistilBERT names them q_lin and v_lin, not BERT's query and value.
-    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
-    encoder = tmp_path / "distilbert"
-    torch.manual_seed(0)
-    DistilBertModel(DistilBertConfig(vocab_size=tokenizer.vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=37,
-                                     dropout=0.0, attention_dropout=0.0)).save_pretrained(encoder)
-    tokenizer.save_pretrained(encoder)
+    encoder = save_tiny_model(tmp_path / "distilbert", AutoTokenizer.from_pretrained(minilm_path), DistilBertModel,
+                              DistilBertConfig, dim=32, n_layers=2, n_heads=2, hidden_dim=37, dropout=0.0,
+                              attention_dropout=0.0)
     train(geolocation_argv(tiny, tmp_path / "out", "--model-name-or-path", encoder, "--max-train-steps", 2,
                            "--save-lora-adapter"))
     recorded = json.loads((tmp_path / "out" / "training_config.json").read_text())

@@ -62,17 +62,24 @@ def make_tiny_encoder(folder: Path, tokenizer_source: str, **config_overrides) -
 
     config_overrides: BertConfig fields that differ from TINY_BERT (TRAINING_BERT for the train.py tests).
     """
-    import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     folder = Path(folder)
     if (folder / "config.json").exists():
         return folder
+    fields = {**{k: v for k, v in TINY_BERT.items() if k != "model_type"}, **config_overrides}
+    return save_tiny_model(folder, AutoTokenizer.from_pretrained(tokenizer_source), BertModel, BertConfig, **fields)
+
+
+def save_tiny_model(folder, tokenizer, model_class, config_class, **config_fields) -> Path:
+    """Save a randomly initialised (seed 0) `model_class(config_class(...))` of any family, its vocabulary sized to
+    `tokenizer`, with that tokenizer, into `folder`."""
+    import torch
+
     torch.manual_seed(0)
-    config = BertConfig(**{**{k: v for k, v in TINY_BERT.items() if k != "model_type"}, **config_overrides})
-    BertModel(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(folder)
-    return folder
+    model_class(config_class(vocab_size=tokenizer.vocab_size, **config_fields)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return Path(folder)
 
 
 def make_tiny_posts(folder: Path) -> dict:
