@@ -7,7 +7,7 @@ variable `CONTRASTGEO_MODEL`, which the app reads from its environment (`space/a
 from pathlib import Path
 
 SPACE_DIR = Path(__file__).resolve().parents[1] / "space"
-SPACE_FILES = ("README.md", "app.py", "map_svg.py", "requirements.txt")
+SPACE_FILES = ("README.md", "app.py", "map_svg.py", "places_csv.py", "requirements.txt")
 MODEL_VARIABLE = "CONTRASTGEO_MODEL"
 
 
