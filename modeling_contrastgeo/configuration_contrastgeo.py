@@ -51,7 +51,8 @@ class ContrastGeoConfig(PreTrainedConfig):
             config; pretrained weights are loaded by `ContrastGeoModel.from_text_encoder` or `from_pretrained`.
         text_encoder_name_or_path (`str`, *optional*):
             Where the text encoder's pretrained weights and tokenizer came from (kept for provenance).
-        pooling (`str`, defaults to `"mean"`): `"mean"` (mask-aware mean of token states) or `"cls"`.
+        pooling (`str`, defaults to `"mean"`): `"mean"` (mask-aware mean of token states) or `"cls"` (the first
+            token's state; refused for a causal encoder such as GPT-2, whose first token sees nothing after it).
         projection_dim (`int` or `None`, defaults to 256):
             Size of the shared post/location embedding space. `None` means no projection: embeddings are the pooled
             text-encoder states (then the coordinate encoder outputs the encoder's hidden size).

@@ -9,15 +9,19 @@
 from dataclasses import dataclass
 
 import torch
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
 from .location_encoding import validate_latlon
 from .csp_losses import csp_loss, presence_absence_loss, sample_uniform_sphere
+from .text_encoder import WithTextModelOutput
 
 
 @dataclass
-class CSPOutput(ModelOutput):
-    """Output of the `csp` objective: the total loss, its three terms and the embeddings."""
+class CSPOutput(WithTextModelOutput):
+    """Output of the `csp` objective: the total loss, its three terms and the embeddings; `text_model_output`, the
+    text encoder's output on the content text, when `forward` is asked for hidden states or attentions and the content
+    is text (`input_ids`)."""
 
     loss: torch.FloatTensor | None = None
     loss_in_batch: torch.FloatTensor | None = None
@@ -25,6 +29,7 @@ class CSPOutput(ModelOutput):
     loss_dropout_view: torch.FloatTensor | None = None
     location_embeds: torch.FloatTensor | None = None
     content_embeds: torch.FloatTensor | None = None
+    text_model_output: BaseModelOutput | None = None
 
 
 @dataclass
@@ -44,11 +49,13 @@ class CSPObjectivesMixin:
                 f"the {objective} objective needs a coordinate encoder: use location_mode='coordinates' or 'hybrid'"
             )
 
-    def _forward_csp(self, latlon, content_embeds, input_ids, attention_mask, token_type_ids, return_loss):
+    def _forward_csp(self, latlon, content_embeds, input_ids, attention_mask, token_type_ids, return_loss,
+                     output_attentions=False, output_hidden_states=False):
         self._check_location_encoder("csp")
         if latlon is None:
             raise ValueError("the csp objective needs latlon (B, 2) [latitude, longitude]")
         config = self.config
+        text_model_output = None
         if content_embeds is not None:
             if self.content_projection is not None:
                 content_embeds = self.content_projection(content_embeds)
@@ -60,13 +67,17 @@ class CSPObjectivesMixin:
         elif input_ids is not None:
             # CSP keeps the content encoder frozen: only the location side (and the projection) learns.
             with torch.no_grad():
-                pooled, _ = self._encode_tokens(self.text_model, input_ids, attention_mask, token_type_ids)
+                pooled, encoder_output = self._encode_tokens(self.text_model, input_ids, attention_mask,
+                                                             token_type_ids, output_attentions, output_hidden_states)
             content_embeds = self.text_projection(pooled)
+            if output_attentions or output_hidden_states:
+                text_model_output = encoder_output
         else:
             raise ValueError("the csp objective needs content_embeds or input_ids (content text)")
         location_embeds = self.location_encoder(latlon)
         if return_loss is False:
-            return CSPOutput(location_embeds=location_embeds, content_embeds=content_embeds)
+            return CSPOutput(location_embeds=location_embeds, content_embeds=content_embeds,
+                             text_model_output=text_model_output)
         random_location_embeds = None
         if config.csp_random_location_weight and config.csp_num_random_locations:
             random_latlon = sample_uniform_sphere(
@@ -87,7 +98,7 @@ class CSPObjectivesMixin:
         return CSPOutput(loss=losses["loss"], loss_in_batch=losses["loss_in_batch"],
                          loss_random_location=losses["loss_random_location"],
                          loss_dropout_view=losses["loss_dropout_view"], location_embeds=location_embeds,
-                         content_embeds=content_embeds)
+                         content_embeds=content_embeds, text_model_output=text_model_output)
 
     def location_prior_logits(self, latlon) -> torch.Tensor:
         """(N, num_classes) logits of the location prior: sigmoid(logit) = presence of the class at latlon."""

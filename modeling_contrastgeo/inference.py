@@ -293,7 +293,8 @@ class GeolocationMixin:
     def _reranked_top(self, texts, places, gallery, top_k, rerank_top_k, log_prior=None):
         """ALBEF-style: contrastive top-R, then the TLM head re-scores those R (probability mass preserved)."""
         encoded = self.tokenize_posts(texts).to(self.device)
-        post_features, token_states = self._post_features(**encoded)
+        post_features, encoder_output = self._post_features(**encoded)
+        token_states = encoder_output.last_hidden_state
         post_embeds = nn.functional.normalize(post_features.float(), dim=-1)
         scale = self.scaled_logit_scale().detach().float()
         probabilities = self._calibrated(scale * post_embeds @ gallery.t(), log_prior).softmax(-1)

@@ -2,60 +2,52 @@
 
 Objectives (`forward(objective=...)`):
 - `"contrastgeo"` (default): Tweet-Location Contrastive loss (TLC) over candidate places + Tweet-Location Matching
-  loss (TLM) on fused (post, place) pairs with online hard negatives (Li & Lim 2024; ALBEF-style sampling).
+  loss (TLM) on fused (post, place) pairs with online hard negatives (Li & Lim 2024; ALBEF-style sampling); see
+  `contrastgeo_objective.py`.
 - `"csp"`: self-supervised pre-training of the coordinate encoder against frozen content embeddings (Mai et al.
-  2023): in-batch, random-location and dropout-view contrastive terms.
+  2023): in-batch, random-location and dropout-view contrastive terms; see `csp_objectives.py`.
 - `"location-prior"`: coordinate encoder + class head with the presence/absence loss (CSP's downstream prior).
 """
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 
 from .char_ngrams import CharNgramChannelMixin, CharNgramEncoder
 from .configuration_contrastgeo import ContrastGeoConfig
+from .contrastgeo_objective import ContrastGeoObjectiveMixin, ContrastGeoOutput
 from .csp_objectives import CSPObjectivesMixin, CSPOutput, LocationPriorOutput
 from .fusion import build_matching_head
 from .inference import GeolocationMixin
 from .location_encoding import LocationEncoder
-from .losses import sample_hard_negatives, tlc_loss, tlm_loss
 from .pipeline_geolocation import geolocation_custom_pipelines
 from .places import normalize_places
+from .text_encoder import build_text_encoder, check_pooling_fits_encoder, pool_token_states
 
 OBJECTIVES = ("contrastgeo", "csp", "location-prior")
 # What `save_pretrained(..., push_to_hub=True, **kwargs)` hands on to `push_to_hub`, as transformers does.
 _PUSH_ARGUMENTS = ("repo_id", "commit_message", "commit_description", "private", "create_pr", "revision", "tags")
+# Keyword arguments that wrappers pass to any model's forward and that ContrastGeo has no use for, accepted only as
+# None: peft's task models (PeftModelForFeatureExtraction, ...ForSequenceClassification) call
+# `forward(..., inputs_embeds=None)`. Accelerate's and DDP's wrappers pass the caller's arguments unchanged.
+_WRAPPER_ARGUMENTS_ACCEPTED_AS_NONE = ("inputs_embeds",)
 
 
-@dataclass
-class ContrastGeoOutput(ModelOutput):
-    """Output of the `contrastgeo` objective.
-
-    Args:
-        loss: `tlc_weight * loss_tlc + tlm_weight * loss_tlm` (when `return_loss` and labels are given).
-        loss_tlc, loss_tlm: the two terms (`loss_tlm` is None when TLM is off or has no negatives).
-        logits_per_post: (B, C) scaled cosine similarities of each post with each candidate place.
-        post_embeds: (B, D) L2-normalised post embeddings.
-        location_embeds: (C, D) L2-normalised place embeddings.
-        match_logits: (B, 1 + k, 2) TLM logits for each post's true place (column 0) and its k hard negatives.
-        negative_indices, negative_valid: (B, k) the sampled hard negatives and which of them are real negatives.
-    """
-
-    loss: torch.FloatTensor | None = None
-    loss_tlc: torch.FloatTensor | None = None
-    loss_tlm: torch.FloatTensor | None = None
-    logits_per_post: torch.FloatTensor | None = None
-    post_embeds: torch.FloatTensor | None = None
-    location_embeds: torch.FloatTensor | None = None
-    match_logits: torch.FloatTensor | None = None
-    negative_indices: torch.LongTensor | None = None
-    negative_valid: torch.BoolTensor | None = None
+def _refuse_ignored_arguments(kwargs) -> None:
+    """TypeError naming any keyword argument `forward` would otherwise ignore silently."""
+    for name, value in kwargs.items():
+        if name not in _WRAPPER_ARGUMENTS_ACCEPTED_AS_NONE:
+            raise TypeError(f"ContrastGeoModel.forward() got an unexpected keyword argument {name!r}, which it "
+                            "would ignore: it takes what tokenize_posts and tokenize_places return, labels, and the "
+                            "other arguments of its signature")
+        if value is not None:
+            raise TypeError(f"ContrastGeoModel.forward() cannot use {name}: it encodes tokenized posts (input_ids), "
+                            f"and peft's prompt-learning methods, which pass {name}, are not supported")
 
 
 class ContrastGeoPreTrainedModel(PreTrainedModel):
@@ -80,13 +72,18 @@ class ContrastGeoPreTrainedModel(PreTrainedModel):
             init.constant_(module.logit_scale, torch.log(torch.tensor(self.config.logit_scale_init_value)).item())
 
 
-class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMixin, ContrastGeoPreTrainedModel):
+class ContrastGeoModel(GeolocationMixin, ContrastGeoObjectiveMixin, CSPObjectivesMixin, CharNgramChannelMixin,
+                       ContrastGeoPreTrainedModel):
     """Post encoder + location encoder + TLM matching head. See the module docstring for the objectives."""
+
+    # Otherwise transformers' Trainer, seeing `forward(**kwargs)`, would pass `num_items_in_batch` and rescale the
+    # loss as if it were a sum over tokens: TLC and TLM are means over the posts of the batch.
+    accepts_loss_kwargs = False
 
     def __init__(self, config: ContrastGeoConfig):
         super().__init__(config)
         hidden_size = config.text_config.hidden_size
-        self.text_model = self._build_text_encoder(config)
+        self.text_model = build_text_encoder(config)
         self.text_projection = (
             nn.Linear(hidden_size, config.projection_dim, bias=False) if config.projection_dim else nn.Identity()
         )
@@ -96,7 +93,7 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
         )
         self.location_text_model = None
         if config.uses_prompts and not config.share_text_encoder:
-            self.location_text_model = self._build_text_encoder(config)
+            self.location_text_model = build_text_encoder(config)
         self.location_encoder = None
         if config.uses_coordinates or config.location_prior_num_classes:
             self.location_encoder = LocationEncoder(
@@ -133,21 +130,8 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
         self._tokenizer = None
         self._gallery_cache = OrderedDict()
         self.post_init()
-
-    @staticmethod
-    def _build_text_encoder(config) -> nn.Module:
-        text_config = config.text_config
-        if getattr(text_config, "is_encoder_decoder", False):
-            # AutoModel builds encoder and decoder, and the decoder fails inside transformers without decoder inputs.
-            name = config.text_encoder_name_or_path or text_config.model_type
-            raise ValueError(f"the text encoder {name} is an encoder-decoder model ({text_config.model_type}): "
-                             "ContrastGeo pools the token states of an encoder-only model (BERT, RoBERTa, DeBERTa, "
-                             "ModernBERT, ...); give one of those")
-        encoder = AutoModel.from_config(text_config)
-        # The pooler is unused (we pool token states ourselves); unused parameters break DDP and waste memory.
-        if getattr(encoder, "pooler", None) is not None:
-            encoder.pooler = None
-        return encoder
+        # An architecture's causality shows with random weights too: refused before any pretrained weight loads.
+        check_pooling_fits_encoder(self.text_model, config)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -188,6 +172,8 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading_info) with output_loading_info
         # transformers loads every floating-point weight as a trainable Parameter: a fixed logit scale stays fixed.
         model.logit_scale.requires_grad_(model.config.learnable_logit_scale)
+        # The model was built on the meta device, where `__init__` could not run the check.
+        check_pooling_fits_encoder(model.text_model, model.config)
         return loaded
 
     @property
@@ -228,37 +214,51 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
         self.config.label2id = {name: i for i, name in self.config.id2label.items()}
 
     # ------------------------------------------------------------------ encoders
-    def _encode_tokens(self, text_model, input_ids, attention_mask=None, token_type_ids=None):
+    def _encode_tokens(self, text_model, input_ids, attention_mask=None, token_type_ids=None,
+                       output_attentions=False, output_hidden_states=False):
+        """(B, H) pooled states and the encoder's `BaseModelOutput` (token states, and hidden states / attentions
+        when asked)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        token_states = text_model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        if self.config.pooling == "cls":
-            # The first token the mask keeps: a left-padding tokenizer puts a short text's padding before its [CLS].
-            first = attention_mask.long().argmax(dim=1)
-            pooled = token_states[torch.arange(token_states.shape[0], device=token_states.device), first]
-        else:
-            mask = attention_mask.unsqueeze(-1).to(token_states.dtype)
-            pooled = (token_states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
-        return pooled, token_states
+        encoder_output = text_model(input_ids=input_ids, attention_mask=attention_mask,
+                                    output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                                    return_dict=True, **extra)
+        token_states = encoder_output.last_hidden_state
+        pooled = pool_token_states(token_states, attention_mask, self.config.pooling)
+        # The encoder's states alone: a decoder's key/value cache (GPT-2 returns one) is no use to the caller.
+        return pooled, BaseModelOutput(last_hidden_state=token_states, hidden_states=encoder_output.hidden_states,
+                                       attentions=encoder_output.attentions)
 
     def _post_features(self, input_ids, attention_mask=None, token_type_ids=None, char_ngram_ids=None,
-                       char_ngram_weights=None):
-        """(B, D) projected post features (sentence embedding + n-gram bag when the model has one) and the token
-        states of the text encoder."""
-        pooled, token_states = self._encode_tokens(self.text_model, input_ids, attention_mask, token_type_ids)
+                       char_ngram_weights=None, output_attentions=False, output_hidden_states=False):
+        """(B, D) projected post features (sentence embedding + n-gram bag when the model has one) and the text
+        encoder's `BaseModelOutput`."""
+        pooled, encoder_output = self._encode_tokens(self.text_model, input_ids, attention_mask, token_type_ids,
+                                                     output_attentions, output_hidden_states)
         features = self.text_projection(pooled)
         if self.char_ngram_encoder is not None:
             if char_ngram_ids is None or char_ngram_weights is None:
                 raise ValueError("this model has a character n-gram channel (config.char_ngram_buckets > 0): pass "
                                  "char_ngram_ids and char_ngram_weights, as `model.tokenize_posts(texts)` returns")
             features = features + self.char_ngram_encoder(char_ngram_ids, char_ngram_weights).to(features.dtype)
-        return features, token_states
+        return features, encoder_output
 
     def get_text_features(self, input_ids, attention_mask=None, token_type_ids=None, char_ngram_ids=None,
-                          char_ngram_weights=None) -> torch.Tensor:
-        """(B, D) post embeddings (projected, not normalised), as CLIP's `get_text_features`."""
-        return self._post_features(input_ids, attention_mask, token_type_ids, char_ngram_ids, char_ngram_weights)[0]
+                          char_ngram_weights=None, output_attentions=False, output_hidden_states=False):
+        """(B, D) post embeddings (projected, not normalised), as CLIP's `get_text_features` in transformers 4.
+
+        Asked for the text encoder's attentions or hidden states, it returns what CLIP's returns in transformers 5: a
+        `BaseModelOutputWithPooling` whose `pooler_output` is those embeddings, with the encoder's
+        `last_hidden_state`, `hidden_states` and `attentions`. Both flags default to False rather than to the
+        config's values, so that a config set to return hidden states from `forward` leaves the callers that take
+        a tensor (`encode_posts`) alone. Attentions need eager attention (transformers' rule:
+        `from_pretrained(..., attn_implementation="eager")` or `model.set_attn_implementation("eager")`)."""
+        features, encoder_output = self._post_features(input_ids, attention_mask, token_type_ids, char_ngram_ids,
+                                                       char_ngram_weights, output_attentions, output_hidden_states)
+        if not (output_attentions or output_hidden_states):
+            return features
+        return BaseModelOutputWithPooling(pooler_output=features, **encoder_output)
 
     def _location_features(self, place_input_ids=None, place_attention_mask=None, place_latlon=None,
                            return_tokens=False):
@@ -275,11 +275,11 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
                     f"{num_templates} prompt templates (rows are place-major: place c, template t at c*T + t)"
                 )
             encoder = self.location_text_model if self.location_text_model is not None else self.text_model
-            pooled, all_token_states = self._encode_tokens(encoder, place_input_ids, place_attention_mask)
+            pooled, encoder_output = self._encode_tokens(encoder, place_input_ids, place_attention_mask)
             per_template = nn.functional.normalize(self.text_projection(pooled), dim=-1)
             prompt_embeds = per_template.reshape(-1, num_templates, per_template.shape[-1]).mean(1)
             if return_tokens:
-                token_states = all_token_states[::num_templates]
+                token_states = encoder_output.last_hidden_state[::num_templates]
                 token_mask = (
                     place_attention_mask[::num_templates] if place_attention_mask is not None
                     else torch.ones(token_states.shape[:2], device=token_states.device)
@@ -314,113 +314,49 @@ class ContrastGeoModel(GeolocationMixin, CSPObjectivesMixin, CharNgramChannelMix
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, place_input_ids=None,
                 place_attention_mask=None, place_latlon=None, labels=None, positive_mask=None, latlon=None,
                 content_embeds=None, objective=None, return_loss=None, return_dict=None, char_ngram_ids=None,
-                char_ngram_weights=None, **kwargs):
-        """Run one objective. Keyword `**kwargs` are accepted (and ignored) so PEFT/Accelerate wrappers can pass
-        extra keys; see `_forward_contrastgeo`, `_forward_csp`, `_forward_location_prior` for each objective.
+                char_ngram_weights=None, output_attentions=None, output_hidden_states=None, **kwargs):
+        """Run one objective; see `_forward_contrastgeo`, `_forward_csp`, `_forward_location_prior` for each.
 
-        `return_dict=False` (or `config.return_dict=False`) returns `output.to_tuple()`, as transformers' models do:
-        the output's fields in their order, those that are None left out."""
+        As transformers' models (CLIP's conventions):
+        - `output_hidden_states` / `output_attentions` (default: `config.output_hidden_states` /
+          `config.output_attentions`) ask the text encoder for its hidden states / attentions on the posts; they
+          come back in the output's `text_model_output` (a `BaseModelOutput`), None when neither is asked for. The
+          objectives that run no text encoder (location-prior, csp on `content_embeds`) have none to return.
+          Attentions need eager attention (`from_pretrained(..., attn_implementation="eager")` or
+          `model.set_attn_implementation("eager")`): under SDPA transformers warns and returns none.
+        - `return_dict=False` (or `config.return_dict=False`) returns `output.to_tuple()`: the output's fields in
+          their order, those that are None left out, the loss first, `text_model_output` last as a nested tuple.
+
+        `**kwargs` takes what peft's wrappers pass to any model (`inputs_embeds=None`); any other keyword argument,
+        which would be silently ignored, is refused with a TypeError."""
+        _refuse_ignored_arguments(kwargs)
         objective = objective or "contrastgeo"
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        encoder_output_flags = {
+            "output_attentions": (output_attentions if output_attentions is not None
+                                  else self.config.output_attentions),
+            "output_hidden_states": (output_hidden_states if output_hidden_states is not None
+                                     else self.config.output_hidden_states),
+        }
         if return_loss and labels is None and objective in ("contrastgeo", "location-prior"):
             raise ValueError(f"return_loss=True: the {objective} loss needs labels (each post's place index, or each "
                              "location's class ids)")
         if objective == "contrastgeo":
             post_inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
-                           "char_ngram_ids": char_ngram_ids, "char_ngram_weights": char_ngram_weights}
+                           "char_ngram_ids": char_ngram_ids, "char_ngram_weights": char_ngram_weights,
+                           **encoder_output_flags}
             output = self._forward_contrastgeo(
                 post_inputs, place_input_ids, place_attention_mask, place_latlon, labels, positive_mask, return_loss,
             )
         elif objective == "csp":
-            output = self._forward_csp(latlon, content_embeds, input_ids, attention_mask, token_type_ids, return_loss)
+            output = self._forward_csp(latlon, content_embeds, input_ids, attention_mask, token_type_ids, return_loss,
+                                       **encoder_output_flags)
         elif objective == "location-prior":
             output = self._forward_location_prior(latlon, labels, return_loss)
         else:
             raise ValueError(f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}")
         return output if return_dict else output.to_tuple()
 
-    def _forward_contrastgeo(self, post_inputs, place_input_ids, place_attention_mask, place_latlon, labels,
-                             positive_mask, return_loss):
-        if post_inputs["input_ids"] is None:
-            raise ValueError("the contrastgeo objective needs input_ids (tokenized posts)")
-        config = self.config
-        attention_mask = post_inputs["attention_mask"]
-        post_features, post_token_states = self._post_features(**post_inputs)
-        if self.classifier_head is not None:
-            return self._forward_classifier(post_features, labels, return_loss)
-        post_embeds = nn.functional.normalize(post_features, dim=-1)
-        use_tlm = config.tlm_weight > 0 and config.num_hard_negatives > 0
-        compute_loss = labels is not None and return_loss is not False
-        location_embeds, location_token_states, location_token_mask = self._location_features(
-            place_input_ids, place_attention_mask, place_latlon, return_tokens=use_tlm and compute_loss
-        )
-        logit_scale = self.scaled_logit_scale()
-        logits_per_post = logit_scale * post_embeds @ location_embeds.t()
-        # Every field in one constructor call: a ModelOutput orders its keys (and `to_tuple`) by when each was set.
-        embeddings = {"logits_per_post": logits_per_post, "post_embeds": post_embeds,
-                      "location_embeds": location_embeds}
-        if not compute_loss:
-            return ContrastGeoOutput(**embeddings)
-
-        loss_tlc, _ = tlc_loss(post_embeds, location_embeds, labels, logit_scale, config.label_smoothing)
-        loss = config.tlc_weight * loss_tlc
-        matching = {}
-        num_places = location_embeds.shape[0]
-        if use_tlm and num_places > 1:
-            if positive_mask is None:
-                positive_mask = self.equal_place_mask(labels, place_input_ids, place_latlon)
-            # Sampled from the temperature-scaled similarity, as ALBEF: raw cosines give near-uniform weights.
-            negative_indices, negative_valid = sample_hard_negatives(
-                logits_per_post.detach(), positive_mask, config.num_hard_negatives,
-                strategy=config.hard_negative_strategy,
-            )
-            candidates = torch.cat([labels.unsqueeze(1), negative_indices], dim=1)  # (B, 1 + k)
-            match_logits = self.match_logits(
-                post_embeds, candidates, location_embeds, post_token_states, attention_mask,
-                location_token_states, location_token_mask,
-            )
-            loss_tlm = tlm_loss(match_logits[:, 0], match_logits[:, 1:], negative_valid)
-            loss = loss + config.tlm_weight * loss_tlm
-            matching = {"loss_tlm": loss_tlm, "match_logits": match_logits, "negative_indices": negative_indices,
-                        "negative_valid": negative_valid}
-        return ContrastGeoOutput(loss=loss, loss_tlc=loss_tlc, **embeddings, **matching)
-
-    def _forward_classifier(self, post_features, labels, return_loss):
-        logits = self.classifier_head(post_features)
-        loss = None
-        if labels is not None and return_loss is not False:
-            if labels.min() < 0 or labels.max() >= logits.shape[-1]:
-                raise ValueError(f"labels must be in [0, {logits.shape[-1]}), got {labels.min()}..{labels.max()}")
-            loss = nn.functional.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
-        return ContrastGeoOutput(loss=loss, loss_tlc=loss, logits_per_post=logits,
-                                 post_embeds=nn.functional.normalize(post_features, dim=-1))
-
-    def equal_place_mask(self, labels, place_input_ids=None, place_latlon=None) -> torch.Tensor:
-        """(B, C) True where candidate c is the post's place or the same place under another index (identical
-        prompt tokens and coordinates): such places must never be drawn as negatives."""
-        keys = []
-        if place_input_ids is not None:
-            keys.append(place_input_ids.reshape(-1, len(self.config.prompt_templates) * place_input_ids.shape[-1]))
-        if place_latlon is not None:
-            keys.append(place_latlon.to(torch.float64))
-        if not keys:
-            raise ValueError("equal_place_mask needs place_input_ids or place_latlon")
-        place_keys = torch.cat([key.to(torch.float64) for key in keys], dim=1)
-        _, place_group = torch.unique(place_keys, dim=0, return_inverse=True)
-        return place_group[labels].unsqueeze(1) == place_group.unsqueeze(0)
-
-    def match_logits(self, post_embeds, candidates, location_embeds, post_token_states=None,
-                     post_attention_mask=None, location_token_states=None, location_token_mask=None):
-        """(B, P, 2) TLM logits of each post with its P candidate places (`candidates`: (B, P) place indices)."""
-        candidate_tokens = candidate_mask = None
-        if location_token_states is not None:
-            candidate_tokens = location_token_states[candidates]
-            candidate_mask = location_token_mask[candidates]
-        return self.matching_head(
-            post_embeds, location_embeds[candidates], post_token_states=post_token_states,
-            post_attention_mask=post_attention_mask, location_token_states=candidate_tokens,
-            location_attention_mask=candidate_mask,
-        )
 
 ContrastGeoModel.register_for_auto_class("AutoModel")
 

@@ -73,3 +73,11 @@ def hub_stand_in():
 
     with HubStandIn() as hub:
         yield hub
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory, minilm_path):
+    """A tiny random BERT with the MiniLM tokenizer (tests/tiny_models.py), one per test module."""
+    from tests.tiny_models import make_tiny_encoder
+
+    return str(make_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"), minilm_path))

@@ -9,16 +9,11 @@ import torch
 
 from modeling_contrastgeo import ContrastGeoModel
 from modeling_contrastgeo.char_ngrams import CharNgramEncoder, CharNgramFeaturizer
-from tests.tiny_models import SWISS_PLACES, make_tiny_encoder
+from tests.tiny_models import SWISS_PLACES
 
 POSTS = ["Grüezi mitenand, hüt gö mer id Badi", "Basler Fasnacht isch s Beschte", "Bärn isch schön", "Lozärn!"]
 # Large enough that the few n-grams of these posts do not collide.
 NO_COLLISION_BUCKETS = 2 ** 30
-
-
-@pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory, minilm_path):
-    return str(make_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"), minilm_path))
 
 
 def build(tiny_encoder, **config_kwargs):

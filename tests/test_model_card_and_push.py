@@ -1,7 +1,6 @@
 """The model card train.py writes (Hub metadata that parses, numbers read from the run) and pushes to a stand-in Hub."""
 
 import json
-from pathlib import Path
 
 import pytest
 from huggingface_hub import ModelCard

@@ -34,7 +34,7 @@ def test_saved_folder_contents(saved_model):
     files = set(os.listdir(saved_model))
     assert {"config.json", "model.safetensors", "tokenizer.json", "modeling_contrastgeo.py",
             "configuration_contrastgeo.py", "location_encoding.py", "losses.py", "csp_losses.py", "fusion.py",
-            "csp_objectives.py", "char_ngrams.py"} <= files
+            "csp_objectives.py", "char_ngrams.py", "text_encoder.py", "contrastgeo_objective.py"} <= files
     assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in files)
     config = json.loads((saved_model / "config.json").read_text())
     assert config["auto_map"] == {"AutoConfig": "configuration_contrastgeo.ContrastGeoConfig",

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import torch
+
 TINY_BERT = dict(
     model_type="bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
     max_position_embeddings=128,
@@ -97,3 +99,21 @@ def make_tiny_posts(folder: Path) -> dict:
         paths[split] = Path(folder) / f"{split}.csv"
         frame.to_csv(paths[split], index=False)
     return paths
+
+
+# Posts of SWISS_PLACES (dialect spellings) and their places' indices, for the model tests.
+POSTS = ["Grüezi mitenand, hüt gö mer id Badi", "Basler Fasnacht isch s Beschte", "Bärn isch schön", "Lozärn!"]
+LABELS = torch.tensor([0, 2, 1, 3])
+
+
+def build_tiny_model(tiny_encoder, **config_kwargs):
+    """A ContrastGeoModel over SWISS_PLACES on the tiny encoder, small everywhere, the same weights every call."""
+    from modeling_contrastgeo import ContrastGeoModel
+
+    defaults = dict(projection_dim=16, location_hidden_size=32, num_hard_negatives=2, location_num_scales=4)
+    torch.manual_seed(0)
+    return ContrastGeoModel.from_text_encoder(tiny_encoder, places=SWISS_PLACES, **{**defaults, **config_kwargs})
+
+
+def train_step_inputs(model, posts=POSTS, places=SWISS_PLACES):
+    return {**model.tokenize_posts(posts), **model.tokenize_places(places)}
