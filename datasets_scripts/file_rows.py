@@ -7,20 +7,27 @@ Parquet in record batches); blank lines are not rows.
 Line numbers are 1-based as an editor shows them: in CSV/TSV the header is line 1, so the first data row is
 line 2 (a quoted field spanning lines is reported at the line its record starts on); in JSONL line N is the
 N-th line; in Parquet, which has no lines, it is the 1-based row number.
+
+The raw-data builders read their files through `text_lines` too, and the one-record-per-line formats through
+`record_lines`, which says what a blank line means for each.
 """
 
 import csv
 import gzip
 import json
+import logging
 import re
 import shlex
+from contextlib import closing
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+logger = logging.getLogger(__name__)
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 _PARQUET_BATCH_ROWS = 10_000
 _INTEGER_DECIMAL = re.compile(r"-?[0-9]+\.0+")
+_LISTED_BLANK_LINES = 10  # line numbers a log line of skipped blank lines lists (then " ...")
 
 
 def _file_format(path):
@@ -43,6 +50,62 @@ def text_lines(path, compressed=False):
                 where = f"{path}:{line_number}"
                 raise ValueError(f"{where}: not UTF-8 text ({error.reason} at byte {error.start} of the line)") from None
             yield line.removeprefix("\ufeff") if line_number == 1 else line
+
+
+class BlankLines:
+    """The blank lines of a raw file as it is read. Those after the last record are the file's trailing newlines,
+    which every reader tolerates; those between records are skipped and counted in one log line (`log_skipped`) by
+    the readers of formats whose other readers skip them (CSV/TSV, JSONL), or refused by `check_none_inside` where
+    the format has none."""
+
+    def __init__(self, path):
+        self.path = path
+        self.waiting = []  # blank lines not yet followed by a record: trailing, unless a record comes
+        self.num_inside = 0
+        self.first_inside = []
+
+    def blank(self, line_number):
+        self.waiting.append(line_number)
+
+    def record(self):
+        """A record follows the waiting blank lines: they are inside the file."""
+        self.num_inside += len(self.waiting)
+        self.first_inside += self.waiting[: _LISTED_BLANK_LINES - len(self.first_inside)]
+        self.waiting = []
+
+    def check_none_inside(self):
+        """Call before `record`: raise ValueError naming the first blank line a record follows."""
+        if self.waiting:
+            raise ValueError(f"{self.path}, line {self.waiting[0]}: blank line between records (the file holds one "
+                             "record per line; only blank lines at its end are tolerated)")
+
+    def log_skipped(self):
+        if self.num_inside:
+            more = " ..." if self.num_inside > len(self.first_inside) else ""
+            logger.info("%s: %d blank line(s) between records skipped (lines %s%s)", self.path, self.num_inside,
+                        self.first_inside, more)
+
+
+def record_lines(path, blank_lines_inside):
+    """(line number, line) of each line of a one-record-per-line file that is not blank (whitespace only).
+
+    Blank lines after the last record are tolerated. A blank line between records is skipped with
+    `blank_lines_inside="skip"` (counted in a log line once the file is read) or raises ValueError naming the file
+    and line with `"error"` (see `BlankLines`).
+    """
+    if blank_lines_inside not in ("skip", "error"):
+        raise ValueError(f"blank_lines_inside must be 'skip' or 'error', got {blank_lines_inside!r}")
+    blank_lines = BlankLines(path)
+    with closing(text_lines(path)) as lines:
+        for line_number, line in enumerate(lines, start=1):
+            if not line.strip():
+                blank_lines.blank(line_number)
+                continue
+            if blank_lines_inside == "error":
+                blank_lines.check_none_inside()
+            blank_lines.record()
+            yield line_number, line
+    blank_lines.log_skipped()
 
 
 def _delimited_rows(path, compressed, delimiter):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .common import make_geolocation_task
-from .file_rows import json_object, text_lines
+from .file_rows import json_object, record_lines
 
 
 FILE_NAME = "tweets_geo_2017.jsonl"
@@ -57,12 +57,13 @@ def read_city_tweets(path, with_user_metadata=False):
     """City-level tweets of the JSONL file -> DataFrame id, user_id, text, place_key, latitude, longitude, line.
 
     A line that is not a JSON object with the needed fields, or a city tweet with a bad bounding box, raises
-    ValueError naming the file and line.
+    ValueError naming the file and line. Blank lines are skipped, as the package's other JSONL readers skip them;
+    those between tweets are counted in the log.
     """
     path = Path(path)
     rows = []
-    with closing(text_lines(path)) as lines:
-        for line_number, line in enumerate(lines, start=1):
+    with closing(record_lines(path, blank_lines_inside="skip")) as lines:
+        for line_number, line in lines:
             where = f"{path}, line {line_number}"
             tweet, problem = json_object(line)
             if problem:

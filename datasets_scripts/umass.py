@@ -21,7 +21,7 @@ import pandas as pd
 from modeling_contrastgeo.gazetteer import geonames_country_names, load_geonames_cities
 
 from .common import make_geolocation_task
-from .file_rows import text_lines
+from .file_rows import BlankLines, text_lines
 
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ def read_annotated_tweets(path):
     """The TSV as a DataFrame of strings ("NA" stays Namibia, never a missing value) plus `line`, its first line.
 
     The file is CSV-quoted (quotes doubled inside quoted fields). A row whose field count differs from the
-    header's raises ValueError naming the file and line.
+    header's raises ValueError naming the file and line. Blank lines are skipped, as the package's other CSV/TSV
+    readers (`file_rows.read_rows`) skip them; those between rows are counted in a log line.
     """
     path = Path(path)
     with closing(text_lines(path)) as file_lines:
@@ -48,8 +49,14 @@ def read_annotated_tweets(path):
             if missing:
                 raise ValueError(f"{path}: missing column(s) {missing}; found {header}")
             rows, lines = [], []
+            blank_lines = BlankLines(path)
             first_line = reader.line_num + 1
             for row in reader:
+                if not row:  # csv reads a blank line outside quotes as a record of no fields
+                    blank_lines.blank(first_line)
+                    first_line = reader.line_num + 1
+                    continue
+                blank_lines.record()
                 if len(row) != len(header):
                     raise ValueError(
                         f"{path}, line {first_line}: expected {len(header)} TAB-separated fields, found {len(row)}"
@@ -64,6 +71,7 @@ def read_annotated_tweets(path):
                 first_line = reader.line_num + 1
         except csv.Error as error:  # e.g. a lone carriage return in an unquoted field
             raise ValueError(f"{path}, line {reader.line_num}: unreadable record ({error})") from None
+    blank_lines.log_skipped()
     return pd.DataFrame(rows, columns=header, dtype=str).assign(line=np.asarray(lines, dtype=np.int64))
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from modeling_contrastgeo.gazetteer import load_geonames_cities, nearest_cities
 
 from .common import make_geolocation_task
-from .file_rows import text_lines
+from .file_rows import record_lines
 
 
 SUBTASKS = {
@@ -29,14 +29,15 @@ QUERY_SAMPLE_SEED = 0
 def read_smg_file(path):
     """Read an SMG file (latitude TAB longitude TAB text per line) -> DataFrame text, latitude, longitude, line.
 
-    `line` is the 1-based line number (the post's provenance). A line with fewer than three fields, or with a
-    coordinate that is not a finite number in range, raises ValueError naming the file and line.
+    `line` is the 1-based line number (the post's provenance). A line with fewer than three fields, with a
+    coordinate that is not a finite number in range, or a blank line between posts (the format has none) raises
+    ValueError naming the file and line; blank lines at the end of the file are tolerated.
     """
     path = Path(path)
     texts, latitudes, longitudes, line_numbers = [], [], [], []
     # Lines end at "\n" only: a stray "\r" inside a post must not split it into two lines.
-    with closing(text_lines(path)) as lines:
-        for line_number, line in enumerate(lines, start=1):
+    with closing(record_lines(path, blank_lines_inside="error")) as lines:
+        for line_number, line in lines:
             line = line.rstrip("\n").removesuffix("\r")
             fields = line.split("\t", 2)
             if len(fields) != 3:
@@ -55,7 +56,7 @@ def read_smg_file(path):
             longitudes.append(longitude)
             line_numbers.append(line_number)
     if not texts:
-        raise ValueError(f"{path}: no posts (the file is empty)")
+        raise ValueError(f"{path}: no posts (the file is empty or blank)")
     return pd.DataFrame({"text": texts, "latitude": latitudes, "longitude": longitudes, "line": line_numbers})
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import datasets
 
-from .file_rows import json_object, text_lines
+from .file_rows import json_object, record_lines
 
 
 RAW_FOLDER = "wikivoyage_destination_bylines"
@@ -100,13 +100,12 @@ def parse_destination(line, where):
 
 
 def read_destinations(path):
-    """Parse the JSONL file into column lists in file order; blank lines are skipped, other malformed lines raise."""
+    """Parse the JSONL file into column lists in file order; blank lines are skipped (those between destinations
+    counted in the log), other malformed lines raise."""
     path = Path(path)
     columns = {name: [] for name in FEATURES}
-    with closing(text_lines(path)) as lines:
-        for line_number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+    with closing(record_lines(path, blank_lines_inside="skip")) as lines:
+        for line_number, line in lines:
             row = parse_destination(line, f"{path}:{line_number}")
             for name, value in row.items():
                 columns[name].append(value)

@@ -254,6 +254,51 @@ def test_vardial_reader_refuses_an_empty_file(tmp_path):
         read_smg_file(_write(tmp_path / "dev.txt", ""))
 
 
+_CITY_TWEET = ('{"id": "%d", "text": "hi", "user_id": "7", "place_full_name": "Ames, IA", "place_type": "city", '
+               '"place_bbox": [[-93.7, 42.0], [-93.5, 42.1]]}\n')
+# (module, reader, file name, header, two records, how many records the reader returns from a file of them)
+RAW_READERS = {
+    "vardial": ("read_smg_file", "dev.txt", "", ["47.0\t8.0\tgrüezi\n", "46.0\t7.0\tsali\n"], len),
+    "umass": ("read_annotated_tweets", "all_annotated.tsv", "\tTweet ID\tCountry\tDate\tTweet\n",
+              ["0\t1\tNA\t2014-01-01\thello\n", "1\t2\tUS\t2014-01-01\thi\n"], len),
+    "midwest": ("read_city_tweets", "tweets.jsonl", "", [_CITY_TWEET % 1, _CITY_TWEET % 2], len),
+    "wikivoyage": ("read_destinations", "destinations.jsonl", "",
+                   ['{"title": "A", "lat": 1.0, "lon": 2.0}\n', '{"title": "B", "lat": 3.0, "lon": 4.0}\n'],
+                   lambda columns: len(columns["text"])),
+}
+
+
+def _raw_reader(tmp_path, module):
+    function, file_name, header, records, num_records = RAW_READERS[module]
+    reader = getattr(importlib.import_module(f"datasets_scripts.{module}"), function)
+    return lambda text: num_records(reader(_write(tmp_path / file_name, header + text))), records
+
+
+@pytest.mark.parametrize("module", sorted(RAW_READERS))
+@pytest.mark.parametrize("trailing", ["\n", "\n\n", "\r\n"])
+def test_raw_readers_tolerate_blank_lines_at_the_end_of_the_file(tmp_path, module, trailing):
+    read, records = _raw_reader(tmp_path, module)
+    assert read("".join(records) + trailing) == 2
+
+
+@pytest.mark.parametrize("module", ["umass", "midwest", "wikivoyage"])
+def test_raw_readers_of_formats_that_skip_blank_lines_count_those_between_records(tmp_path, module, caplog):
+    """TSV and JSONL: the package's other readers of these formats skip blank lines, so these do, with a log line."""
+    read, records = _raw_reader(tmp_path, module)
+    first_record_line = 2 if module == "umass" else 1  # the header is line 1
+    with caplog.at_level("INFO"):
+        assert read(records[0] + "\n\n" + records[1] + "\n") == 2
+    blank = [first_record_line + 1, first_record_line + 2]
+    assert f"2 blank line(s) between records skipped (lines {blank})" in caplog.text
+
+
+def test_vardial_reader_names_a_blank_line_between_posts(tmp_path):
+    """An SMG file holds one post per line and has no blank lines: one between posts is an error, not a skip."""
+    read, records = _raw_reader(tmp_path, "vardial")
+    with pytest.raises(ValueError, match="dev.txt, line 2: blank line between records"):
+        read(records[0] + "\n" + records[1])
+
+
 def _frame(keys):
     return pd.DataFrame({"text": [f"post {i}" for i in range(len(keys))], "place_key": keys,
                          "latitude": 1.0, "longitude": 2.0})
