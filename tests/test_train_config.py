@@ -21,12 +21,12 @@ def test_config_file_is_overridden_by_flags(posts_file, tmp_path):
     from contrastgeo.training import parse_args
 
     (tmp_path / "run.yaml").write_text(
-        f"train-file: {posts_file}\nshots: 2\nbatch_size: 4\nlearning_rate: 5e-5\nlora: true\n"
+        f"train-file: {posts_file}\nshots: 2\nbatch_size: 4\nlora_learning_rate: 5e-5\nlora: true\n"
         "model_config:\n  tlm_fusion: concat\n  num_hard_negatives: 3\n"
     )
     args = parse_args(["--config", tmp_path / "run.yaml", "--batch-size", "8", "--num-hard-negatives", "2",
                        "--output-dir", tmp_path / "out"])
-    assert (args.shots, args.batch_size, args.learning_rate, args.lora) == (2, 8, 5e-5, True)
+    assert (args.shots, args.batch_size, args.lora_learning_rate, args.lora) == (2, 8, 5e-5, True)
     assert args.model_config["tlm_fusion"] == "concat" and args.model_config["num_hard_negatives"] == 2
     assert args.model_config["fusion_encoder"] == "mlp"  # untouched defaults stay
     (tmp_path / "run.json").write_text(json.dumps({"objective": "csp", "train_file": str(posts_file)}))
@@ -127,6 +127,127 @@ def test_geolocation_only_flags_are_refused_by_the_location_objectives(posts_fil
 
     with pytest.raises(ValueError, match=message):
         parse_args(["--objective", objective, "--train-file", posts_file, "--output-dir", tmp_path / "out", *extra])
+
+
+@pytest.mark.parametrize("objective, extra, message", [
+    ("contrastgeo", ["--eval-fraction", "0.1"], "--eval-fraction \\(it holds out part of a csp or location-prior"),
+    ("classifier", ["--eval-fraction", "0.1"], "--eval-fraction \\(it holds out part of a csp or location-prior"),
+    ("csp", ["--eval-fraction", "0.1", "--eval-file", "eval.csv"],
+     "--eval-fraction \\(.* this run evaluates on --eval-file eval.csv"),
+    ("location-prior", ["--eval-fraction", "0.1", "--eval-file", "eval.csv"],
+     "--eval-fraction \\(.* this run evaluates on --eval-file eval.csv"),
+])
+def test_an_explicit_eval_fraction_is_refused_where_it_would_not_be_used(posts_file, tmp_path, objective, extra,
+                                                                         message):
+    from contrastgeo.training import parse_args
+
+    with pytest.raises(ValueError, match=f"--objective {objective}: flag\\(s\\) this run would not read: {message}"):
+        parse_args(["--objective", objective, "--train-file", posts_file, "--output-dir", tmp_path / "out", *extra])
+
+
+@pytest.mark.parametrize("task_flags, evaluated_on", [
+    (["--objective", "location-prior"], "split 'test' of task yfcc-species"),  # the objective's default task
+    (["--objective", "csp", "--eval-split", "train"], "split 'train' of task wikivoyage"),
+])
+def test_an_explicit_eval_fraction_is_refused_beside_a_task_evaluation_split(tmp_path, task_flags, evaluated_on):
+    from contrastgeo.training import parse_args
+
+    with pytest.raises(ValueError, match=f"--eval-fraction .* this run evaluates on {evaluated_on}"):
+        parse_args([*task_flags, "--eval-fraction", "0.1", "--output-dir", tmp_path / "out"])
+
+
+@pytest.mark.parametrize("objective, default", [("contrastgeo", 0.05), ("classifier", 0.05), ("csp", 0.05),
+                                                ("location-prior", 0.0)])
+def test_eval_fraction_defaults_record_what_each_objective_holds_out(posts_file, tmp_path, objective, default):
+    """csp holds out 5% of its corpus, location-prior nothing; contrastgeo and classifier keep recording csp's
+    0.05, so their training_config.json and the benchmark's config hashes are unchanged."""
+    from contrastgeo.training import hyperparameters, parse_args
+    from contrastgeo.training.config import HYPERPARAMETER_KEYS
+
+    args = parse_args(["--objective", objective, "--train-file", posts_file, "--output-dir", tmp_path / "out"])
+    assert hyperparameters(args)["eval_fraction"] == default
+    assert set(hyperparameters(args)) == set(HYPERPARAMETER_KEYS)
+
+
+@pytest.mark.parametrize("objective, extra, unread_change", [
+    ("contrastgeo", [], {"learning_rate": 1e-3}),
+    ("contrastgeo", ["--no-lora"], {"lora_rank": 4}),
+    ("classifier", [], {"max_candidates": 8}),
+    ("csp", [], {"lora_rank": 4}),
+    ("location-prior", [], {"label_smoothing": 0.1}),
+])
+def test_a_runs_recorded_hyperparameters_load_as_its_config_file(posts_file, tmp_path, objective, extra,
+                                                                 unread_change):
+    """training_config.json's hyper-parameters hold every setting, the unread ones at their defaults: as a
+    --config file they give the same run, while an unread setting changed in such a file is still refused."""
+    import json
+
+    from contrastgeo.training import hyperparameters, parse_args
+
+    args = parse_args(["--objective", objective, "--train-file", posts_file, "--output-dir", tmp_path / "a", *extra])
+    record = tmp_path / "hyperparameters.json"
+    record.write_text(json.dumps(hyperparameters(args)))
+    again = parse_args(["--config", record, "--train-file", posts_file, "--output-dir", tmp_path / "b"])
+    assert hyperparameters(again) == hyperparameters(args)
+    record.write_text(json.dumps({**hyperparameters(args), **unread_change}))
+    (name,) = unread_change
+    with pytest.raises(ValueError, match=f"would not read: --{name.replace('_', '-')} "):
+        parse_args(["--config", record, "--train-file", posts_file, "--output-dir", tmp_path / "c"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--objective", "classifier", "--max-candidates", "8"], "--max-candidates \\(it bounds the candidate places"),
+    (["--objective", "csp", "--max-candidates", "8"], "--max-candidates"),
+    (["--objective", "classifier", "--tlm-weight", "0.5"], "--tlm-weight \\(it sets ContrastGeo's TLC / TLM"),
+    (["--objective", "classifier", "--model-config", "num_hard_negatives=2"], "--num-hard-negatives"),
+    (["--objective", "csp", "--label-smoothing", "0.1"], "--label-smoothing"),
+    (["--objective", "location-prior", "--place-prior", "population"], "--place-prior \\(the place prior weighs"),
+    (["--objective", "location-prior", "--pooling", "cls"], "--pooling \\(it sets how posts are encoded"),
+    (["--objective", "location-prior", "--text-column", "body"], "--text-column \\(location-prior reads labels"),
+    (["--objective", "csp", "--label-column", "place"], "--label-column \\(csp reads texts and coordinates"),
+    (["--on-short-class", "all"], "--on-short-class \\(it applies to a --shots draw"),
+    (["--learning-rate", "1e-4"], "--learning-rate \\(with LoRA the text encoder's adapters train at "
+                                  "--lora-learning-rate"),
+    (["--objective", "csp", "--learning-rate", "1e-4"], "--learning-rate \\(csp keeps the text encoder frozen"),
+    (["--no-lora", "--lora-rank", "4"], "--lora-rank \\(it configures LoRA, and this run has no --lora"),
+    (["--objective", "classifier", "--lora-learning-rate", "1e-3"], "--lora-learning-rate"),
+    (["--objective", "classifier", "--char-ngram-learning-rate", "0.01"], "--char-ngram-learning-rate \\(this model "
+                                                                          "has no character n-gram channel"),
+    (["--char-ngram-init", "zeros", "--char-ngram-learning-rate", "none", "--char-ngram-start-scale", "1"],
+     "--char-ngram-start-scale \\(it applies to a channel started"),
+    (["--objective", "classifier", "--prompt-templates", "In {name}."], "--prompt-templates \\(location_mode "
+                                                                        "'classifier' puts no place names"),
+    (["--location-encoder-kind", "grid"], "--location-encoder-kind \\(location_mode 'prompt' has no coordinate"),
+])
+def test_flags_a_run_would_not_read_are_refused_by_name(posts_file, tmp_path, argv, message):
+    from contrastgeo.training import parse_args
+
+    with pytest.raises(ValueError, match=f"flag\\(s\\) this run would not read: .*{message}"):
+        parse_args(["--train-file", posts_file, "--output-dir", tmp_path / "out", *argv])
+
+
+def test_flags_refused_from_a_config_file_and_all_named_at_once(posts_file, tmp_path):
+    from contrastgeo.training import parse_args
+
+    (tmp_path / "run.yaml").write_text("objective: classifier\nmax_candidates: 8\nmodel_config:\n  tlm_weight: 0.5\n")
+    with pytest.raises(ValueError, match="would not read: --max-candidates \\(.*\\); --tlm-weight \\("):
+        parse_args(["--config", tmp_path / "run.yaml", "--train-file", posts_file, "--output-dir", tmp_path / "out"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--train-file", "posts.csv", "--task-data-dir", "task"], "--task-data-dir goes with --task"),
+    (["--train-file", "posts.csv", "--eval-split", "query"], "--eval-split goes with --task"),
+    (["--task", "vardial-ch", "--task-data-dir", "task", "--raw-dir", "raw"], "--raw-dir builds the task from raw"),
+    (["--objective", "csp", "--train-file", "posts.csv", "--gradient-checkpointing"],
+     "--gradient-checkpointing recomputes the text encoder's activations .* csp keeps the text encoder frozen"),
+    (["--objective", "classifier", "--train-file", "posts.csv", "--model-config", "char_ngram_buckets=64",
+      "--char-ngram-init", "centroids"], "--char-ngram-init centroids maps class weights .* --char-ngram-init zeros"),
+])
+def test_flag_values_a_run_would_not_use_are_refused(tmp_path, argv, message):
+    from contrastgeo.training import parse_args
+
+    with pytest.raises(ValueError, match=message):
+        parse_args([*argv, "--output-dir", tmp_path / "out"])
 
 
 def test_schedule_has_an_epoch_count_and_a_step_floor():

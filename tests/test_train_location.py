@@ -102,6 +102,26 @@ def test_location_prior_run(tiny, tmp_path):
     assert results["top1"] == pytest.approx((pd.Series(predicted) == evaluation["label"]).mean())
 
 
+def test_location_prior_holds_out_an_explicit_eval_fraction_and_nothing_by_default(tiny, tmp_path):
+    import json
+
+    common = ["--objective", "location-prior", "--train-file", tiny["prior_train"], "--model-name-or-path",
+              tiny["encoder"], "--batch-size", 8, "--max-train-steps", 2, *COORDINATE_CONFIG]
+    results = train([*common, "--eval-fraction", 0.2, "--output-dir", tmp_path / "held_out"])
+    assert results["num_examples"] == 6  # 20% of 30 rows
+    recorded = json.loads((tmp_path / "held_out" / "training_config.json").read_text())
+    assert recorded["data"]["eval_fraction"] == 0.2
+    assert (recorded["data"]["num_train_rows"], recorded["data"]["num_eval_rows"]) == (24, 6)
+
+    # Without the flag the location prior trains on every row, as it always did, and records that it held none out.
+    assert train([*common, "--output-dir", tmp_path / "default"]) == {}
+    recorded = json.loads((tmp_path / "default" / "training_config.json").read_text())
+    assert recorded["hyperparameters"]["eval_fraction"] == 0.0 and "eval_fraction" not in recorded["data"]
+    assert recorded["data"]["num_train_rows"] == 30
+    with pytest.raises(ValueError, match="--eval-steps 1 evaluates during training, but this run has no evaluation"):
+        train([*common, "--eval-steps", 1, "--output-dir", tmp_path / "eval_steps"])
+
+
 def test_location_prior_eval_labels_unknown_to_training_name_their_line(tiny, tmp_path):
     from contrastgeo.training import parse_args
     from contrastgeo.training.data import load_location_prior_data

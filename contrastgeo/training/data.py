@@ -11,6 +11,8 @@
 - csp: geotagged texts (`load_csp_data`): the Wikivoyage bylines task or a file with text, latitude, longitude.
 - location-prior: labelled locations (`load_location_prior_data`): the YFCC species task or a file with label,
   latitude, longitude.
+csp and location-prior hold out `--eval-fraction` of their training rows (defaults 0.05 and 0) when there is no
+evaluation split or file.
 Evaluation labels are matched to training labels by name; an evaluation label the model cannot know is an error.
 """
 
@@ -288,6 +290,16 @@ def _latlon(latitudes, longitudes):
     return np.stack([np.asarray(latitudes, dtype=np.float64), np.asarray(longitudes, dtype=np.float64)], axis=1)
 
 
+def held_out_rows(num_rows, eval_fraction, seed):
+    """(held-out rows, kept rows), each in file order: `eval_fraction` of `num_rows` (at least one) drawn with
+    `seed` for evaluation. Raises ValueError when no training row would be left."""
+    order = np.random.default_rng(seed).permutation(num_rows)
+    num_eval = max(1, int(round(eval_fraction * num_rows)))
+    if num_eval >= num_rows:
+        raise ValueError(f"--eval-fraction {eval_fraction} leaves no training rows of {num_rows}")
+    return np.sort(order[:num_eval]), np.sort(order[num_eval:])
+
+
 def load_csp_data(args) -> GeotaggedTexts:
     """The CSP corpus; without an evaluation split or file, `args.eval_fraction` of it is held out (seeded)."""
     eval_texts = eval_latlon = None
@@ -309,11 +321,7 @@ def load_csp_data(args) -> GeotaggedTexts:
             eval_texts, eval_latlon = rows["text"], _latlon(rows["latitude"], rows["longitude"])
         source = {"train_file": str(args.train_file), "eval_file": args.eval_file}
     if eval_texts is None and args.eval_fraction > 0:
-        order = np.random.default_rng(args.seed).permutation(len(texts))
-        num_eval = max(1, int(round(args.eval_fraction * len(texts))))
-        if num_eval >= len(texts):
-            raise ValueError(f"--eval-fraction {args.eval_fraction} leaves no training rows of {len(texts)}")
-        held_out, kept = np.sort(order[:num_eval]), np.sort(order[num_eval:])
+        held_out, kept = held_out_rows(len(texts), args.eval_fraction, args.seed)
         eval_texts, eval_latlon = [texts[i] for i in held_out], latlon[held_out]
         texts, latlon = [texts[i] for i in kept], latlon[kept]
         source["eval_fraction"] = args.eval_fraction
@@ -356,6 +364,11 @@ def load_location_prior_data(args) -> LabelledLocations:
                                        source_lines=rows["source_line"])
             eval_latlon = _latlon(rows["latitude"], rows["longitude"])
         source = {"train_file": str(args.train_file), "eval_file": args.eval_file}
+    if eval_labels is None and args.eval_fraction > 0:
+        held_out, kept = held_out_rows(len(labels), args.eval_fraction, args.seed)
+        eval_latlon, eval_labels = latlon[held_out], labels[held_out]
+        latlon, labels = latlon[kept], labels[kept]
+        source["eval_fraction"] = args.eval_fraction
     description = {**source, "num_classes": len(class_names), "num_train_rows": len(labels),
                    "num_eval_rows": 0 if eval_labels is None else len(eval_labels)}
     return LabelledLocations(latlon, labels, class_names, eval_latlon, eval_labels, description)

@@ -131,8 +131,10 @@ OBJECTIVE_DEFAULTS = {
     "classifier": {},
     "csp": {"task": "wikivoyage", "batch_size": 256, "eval_batch_size": 256, "num_train_epochs": 10,
             "min_train_steps": 0},
+    # eval_fraction 0: its task has a test split, and a file without --eval-file is all for training unless
+    # --eval-fraction holds some out.
     "location-prior": {"task": "yfcc-species", "batch_size": 256, "eval_batch_size": 256, "num_train_epochs": 10,
-                       "min_train_steps": 0},
+                       "min_train_steps": 0, "eval_fraction": 0.0},
 }
 
 # ContrastGeoConfig fields per objective. projection_dim=None keeps the encoder's own sentence-embedding space, so

@@ -7,7 +7,8 @@ by Accelerate) and `gather_for_metrics` joins the shards, dropping the rows repe
   (top1, top5, macro_acc, acc@{1,25,161,200,750,2500}km, mean_km, median_km), and the expected calibration error of
   the top-1 probability with the model's temperature (`ece`) and with temperature 1 (`ece_uncalibrated`). A model
   with a place prior also gets the ranking metrics without it, as `without_place_prior/<metric>`.
-- csp: the CSP loss terms on held-out rows and location-to-content retrieval accuracy within evaluation batches.
+- csp: the CSP loss terms on held-out rows (means over evaluation batches) and location-to-content retrieval accuracy
+  over the whole evaluation set (`retrieval_top1`).
 - location-prior: top-1 / top-5 accuracy of ranking the classes by the prior alone.
 """
 
@@ -19,6 +20,9 @@ import torch
 from contrastgeo.metrics import compute_geolocation_metrics, expected_calibration_error
 
 WITHOUT_PLACE_PRIOR = "without_place_prior"
+# CSP retrieval compares every evaluation location with every evaluation content: in blocks of rows of at most this
+# many similarities (64 MiB of float32), so that a large evaluation set needs no (N, N) matrix.
+MAX_RETRIEVAL_SIMILARITIES = 2**24
 
 
 @contextlib.contextmanager
@@ -87,10 +91,33 @@ def evaluate_geolocation(accelerator, model, eval_dataloader, evaluation: dict, 
     return metrics
 
 
+def retrieval_top1(location_embeds: torch.Tensor, content_embeds: torch.Tensor,
+                   max_similarities: int = MAX_RETRIEVAL_SIMILARITIES) -> float:
+    """The share of rows i whose own content `content_embeds[i]` is the most similar (cosine) to their location
+    `location_embeds[i]` among the contents of all rows. A tie with another row's content counts as found: rows with
+    the same content (two destinations with one byline) cannot be told apart by any location encoder. The (N, N)
+    similarities are computed in blocks of rows of at most `max_similarities` entries."""
+    num_rows = location_embeds.shape[0]
+    if num_rows == 0 or content_embeds.shape[0] != num_rows:
+        raise ValueError(f"retrieval_top1 needs one content per location and at least one row, got "
+                         f"{num_rows} locations and {content_embeds.shape[0]} contents")
+    locations = torch.nn.functional.normalize(location_embeds.float(), dim=-1)
+    contents = torch.nn.functional.normalize(content_embeds.float(), dim=-1)
+    block_rows = max(1, max_similarities // num_rows)
+    found = 0
+    for start in range(0, num_rows, block_rows):
+        similarities = locations[start:start + block_rows] @ contents.T
+        rows = torch.arange(similarities.shape[0], device=similarities.device)
+        own = similarities[rows, start + rows]
+        found += int((own >= similarities.max(dim=-1).values).sum())
+    return found / num_rows
+
+
 def evaluate_csp(accelerator, model, eval_dataloader, latlon: torch.Tensor, content_embeds: torch.Tensor) -> dict:
-    """Mean CSP terms B (in-batch) and L (random locations) over evaluation batches, and `retrieval_top1`: the share
-    of rows whose own content is the most similar to their location among the rows of their evaluation batch (on
-    one process). Term D is left out: without dropout (eval mode) its two views are the same vector."""
+    """Mean CSP terms B (in-batch) and L (random locations) over evaluation batches, and `retrieval_top1`:
+    location-to-content retrieval over the whole evaluation set, each row's location against the contents of all rows
+    (gathered from every process), so it does not depend on the evaluation batch size or the number of processes.
+    Term D is left out: without dropout (eval mode) its two views are the same vector."""
     unwrapped = accelerator.unwrap_model(model)
     sums, num_batches = {}, 0
 
@@ -103,15 +130,14 @@ def evaluate_csp(accelerator, model, eval_dataloader, latlon: torch.Tensor, cont
             if getattr(output, term) is not None:
                 sums[term] = sums.get(term, 0.0) + float(accelerator.reduce(getattr(output, term).detach(), "mean"))
         num_batches += 1
-        location_embeds = torch.nn.functional.normalize(output.location_embeds.float(), dim=-1)
-        content = torch.nn.functional.normalize(output.content_embeds.float(), dim=-1)
-        best = (location_embeds @ content.T).argmax(dim=-1)
-        return (best == torch.arange(best.shape[0], device=best.device)).float()
+        return torch.cat([output.location_embeds.float(), output.content_embeds.float()], dim=-1)
 
     with evaluation_mode(accelerator, unwrapped):
-        _, hits = _gathered_rows(accelerator, eval_dataloader, score_batch)
+        _, embeds = _gathered_rows(accelerator, eval_dataloader, score_batch)
+    location_embeds, eval_content_embeds = embeds.to(accelerator.device).chunk(2, dim=-1)
     results = {term: total / num_batches for term, total in sums.items()}
-    results.update(retrieval_top1=float(hits.mean()), num_examples=int(hits.shape[0]))
+    results.update(retrieval_top1=retrieval_top1(location_embeds, eval_content_embeds),
+                   num_examples=int(embeds.shape[0]))
     return results
 
 

@@ -4,9 +4,12 @@ The shape of Accelerate's `complete_nlp_example.py`: one `accelerator.prepare`, 
 precision, `save_state` / `load_state` checkpoints, `gather_for_metrics` evaluation, tqdm on the main process and
 optional TensorBoard tracking.
 
-Resuming: a checkpoint holds the model, optimizer, scheduler, every process's RNG states and the loop position
-(`TrainingProgress`). Batches and candidate places depend only on (seed, epoch) and (seed, step), so a resumed run
-skips the consumed batches of its epoch (`skip_first_batches`) and ends with the metrics of an uninterrupted run.
+Resuming: a checkpoint (`checkpoints.py`) holds the model, optimizer, scheduler, every process's RNG states, the loop
+position and the running loss sums (`TrainingProgress`), and the run's settings, compared before any data is loaded.
+Batches and candidate places depend only on (seed, epoch) and (seed, step), so a resumed run skips the consumed
+batches of its epoch (`skip_first_batches`) and ends with the weights, metrics, `train_results.json` loss and
+`log_history.jsonl` of an uninterrupted run; records that an interrupted session logged after its last checkpoint are
+dropped from the logs (TensorBoard: `purge_step`).
 
 Outputs in `--output-dir`: the model (safetensors, config with the label set, remote code, tokenizer), its card
 `README.md` (`model_card.py`), `eval_results.json`, `train_results.json`, `training_config.json`,
@@ -21,12 +24,21 @@ import shutil
 import time
 from pathlib import Path
 
+import torch
+
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from ..launch import accelerate_cpu_flag
+from .checkpoints import (
+    check_checkpoint_matches,
+    checkpoint_signature,
+    drop_records_after_step,
+    resolve_checkpoint,
+    write_checkpoint,
+)
 from .config import hub_repo_id
 from .lora import TEXT_ENCODER_ATTRIBUTES
 from .model_card import write_model_card
@@ -35,8 +47,6 @@ from .run import build_run
 logger = get_logger(__name__)
 PUSH_IGNORE_PATTERNS = ["checkpoints/*"]
 TRACKER_PROJECT = "contrastgeo"  # TensorBoard logs go to runs/<this>
-
-
 class TrainingProgress:
     """Where the loop is: optimizer steps done, current epoch, batches of that epoch consumed, micro-batches in all.
     Registered with `accelerator.register_for_checkpointing`, so checkpoints carry it."""
@@ -46,6 +56,10 @@ class TrainingProgress:
         self.epoch = 0
         self.batches_in_epoch = 0
         self.micro_batches = 0
+        # The running sums of `_StepLogs` when the checkpoint was written (averaged over processes): the logging
+        # window open at the checkpoint, and the loss of the whole run (train_results.json's train_loss).
+        self.window_logs = {"sums": {}, "count": 0}
+        self.run_loss = {"sums": {}, "count": 0}
 
     def state_dict(self):
         return dict(vars(self))
@@ -62,19 +76,6 @@ def _write_json(path, content):
 def _append_jsonl(path, record):
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, default=str) + "\n")
-
-
-def resolve_checkpoint(value, output_dir) -> Path:
-    """A checkpoint folder, or with 'latest' the `checkpoints/step_N` of `output_dir` with the largest N."""
-    if value == "latest":
-        folders = [path for path in (Path(output_dir) / "checkpoints").glob("step_*") if path.name[5:].isdigit()]
-        if not folders:
-            raise ValueError(f"--resume-from-checkpoint latest: no checkpoints/step_N in {output_dir}")
-        return max(folders, key=lambda path: int(path.name[5:]))
-    path = Path(value)
-    if not path.is_dir():
-        raise ValueError(f"--resume-from-checkpoint {value}: no such folder")
-    return path
 
 
 def _flat_for_tracker(config):
@@ -97,6 +98,18 @@ class _StepLogs:
         means = {name: float(accelerator.reduce(total / self.count, "mean")) for name, total in self.sums.items()}
         self.sums, self.count = {}, 0
         return means
+
+    def state(self, accelerator) -> dict:
+        """The running sums averaged over processes (every process calls it), for a checkpoint. Restored on every
+        process, they give the means an uninterrupted run logs: the mean over processes is linear in the sums."""
+        return {"sums": {name: float(accelerator.reduce(torch.as_tensor(total, dtype=torch.float32,
+                                                                         device=accelerator.device).clone(), "mean"))
+                         for name, total in self.sums.items()}, "count": self.count}
+
+    def restore(self, state: dict, device) -> None:
+        self.sums = {name: torch.tensor(total, dtype=torch.float32, device=device)
+                     for name, total in state["sums"].items()}
+        self.count = state["count"]
 
 
 def optimization_step(accelerator, run, model, optimizer, lr_scheduler, batch, micro_batch: int, trainable,
@@ -143,6 +156,14 @@ def training_function(config: dict, args) -> dict:
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+    # Before build_run, which settles some settings from the data (e.g. turns the default place prior off).
+    signature = checkpoint_signature(config, accelerator)
+    checkpoint = None
+    if args.resume_from_checkpoint:
+        # Checked before the data and the model are loaded: a wrong checkpoint fails in seconds.
+        checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir, accelerator.num_processes,
+                                        warn=logger.warning)
+        check_checkpoint_matches(checkpoint, signature)
     set_seed(config["seed"])
     run = build_run(config, args, accelerator)
 
@@ -153,10 +174,22 @@ def training_function(config: dict, args) -> dict:
     progress = TrainingProgress()
     accelerator.register_for_checkpointing(progress)
     log_path, eval_history_path = output_dir / "log_history.jsonl", output_dir / "eval_history.jsonl"
-    if args.resume_from_checkpoint:
-        checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir)
+    step_logs, run_logs = _StepLogs(), _StepLogs()
+    if checkpoint is not None:
         logger.info("resuming from %s", checkpoint)
-        accelerator.load_state(str(checkpoint))
+        try:
+            accelerator.load_state(str(checkpoint))
+        except Exception as error:
+            raise RuntimeError(f"--resume-from-checkpoint {checkpoint}: could not load the checkpoint ({error}); "
+                               "resume from an earlier one (--resume-from-checkpoint PATH)") from error
+        step_logs.restore(progress.window_logs, accelerator.device)
+        run_logs.restore(progress.run_loss, accelerator.device)
+        if accelerator.is_main_process:
+            # A session that went on past this checkpoint logged steps this one logs again.
+            dropped = sum(drop_records_after_step(path, progress.completed_steps) for path in (log_path, eval_history_path))
+            if dropped:
+                logger.info("dropped %d log records written after step %d by the interrupted session", dropped,
+                            progress.completed_steps)
     elif accelerator.is_main_process:
         # A fresh run starts fresh logs; a resumed one appends to those of its earlier sessions.
         for path in (log_path, eval_history_path):
@@ -164,15 +197,22 @@ def training_function(config: dict, args) -> dict:
         if args.overwrite_output_dir:
             _remove_earlier_run(output_dir)
     if args.with_tracking:
-        accelerator.init_trackers(TRACKER_PROJECT, _flat_for_tracker(config))
+        # purge_step: TensorBoard hides what the interrupted session logged from this step on.
+        init_kwargs = {"tensorboard": {"purge_step": progress.completed_steps + 1}} if checkpoint is not None else {}
+        accelerator.init_trackers(TRACKER_PROJECT, _flat_for_tracker(config), init_kwargs=init_kwargs)
 
     total_steps = run.total_steps
     logger.info("%s: %d optimizer steps (%d epochs of %d), %d processes x batch %d x accumulation %d; data: %s",
                 config["objective"], total_steps, run.num_epochs, run.steps_per_epoch, accelerator.num_processes,
                 config["batch_size"], config["gradient_accumulation_steps"], run.data_description)
 
+    saved_steps = set()
+
     def save_checkpoint():
-        accelerator.save_state(str(output_dir / "checkpoints" / f"step_{progress.completed_steps}"))
+        progress.window_logs, progress.run_loss = step_logs.state(accelerator), run_logs.state(accelerator)
+        write_checkpoint(accelerator, output_dir / "checkpoints" / f"step_{progress.completed_steps}",
+                         {**signature, "completed_steps": progress.completed_steps, "epoch": progress.epoch})
+        saved_steps.add(progress.completed_steps)
 
     def evaluate():
         model.eval()
@@ -182,7 +222,6 @@ def training_function(config: dict, args) -> dict:
             model.train()
 
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    step_logs, session_logs = _StepLogs(), _StepLogs()
     stop_at = total_steps
     if args.stop_after_steps is not None:
         stop_at = min(total_steps, progress.completed_steps + args.stop_after_steps)
@@ -202,14 +241,15 @@ def training_function(config: dict, args) -> dict:
             progress.batches_in_epoch += 1
             progress.micro_batches += 1
             step_logs.add(logs)
-            session_logs.add({"loss": logs["loss"]})
+            run_logs.add({"loss": logs["loss"]})
             if not accelerator.sync_gradients:
                 continue
             progress.completed_steps += 1
             session_steps += 1
             progress_bar.update(1)
             step = progress.completed_steps
-            if step % args.logging_steps == 0 or step == stop_at:
+            # The logging window open at a --stop-after-steps stop goes into the checkpoint and on in the next session.
+            if step % args.logging_steps == 0 or step == total_steps:
                 record = {"step": step, "epoch": progress.epoch, **step_logs.reduce(accelerator)}
                 record.update({f"lr_{group['name']}": group["lr"] for group in optimizer.param_groups})
                 progress_bar.set_postfix(loss=f"{record['loss']:.4f}")
@@ -240,13 +280,13 @@ def training_function(config: dict, args) -> dict:
     session_runtime = time.perf_counter() - session_start
 
     if progress.completed_steps < total_steps:
-        if not (output_dir / "checkpoints" / f"step_{progress.completed_steps}").is_dir():
+        if progress.completed_steps not in saved_steps:
             save_checkpoint()
         logger.info("stopped after step %d of %d (--stop-after-steps); resume with --resume-from-checkpoint latest",
                     progress.completed_steps, total_steps)
         results = {}
     else:
-        results = _finish(accelerator, model, eval_dataloader, run, config, args, progress, session_logs,
+        results = _finish(accelerator, model, eval_dataloader, run, config, args, progress, run_logs,
                           session_steps, session_runtime, evaluate)
     # DDP's reducer holds the process group. Left to interpreter exit, after the other process had gone, gloo's
     # teardown once waited forever there (a 2-process test on a loaded 2-core machine): drop it while all are here.
@@ -272,7 +312,7 @@ def push_output_dir(output_dir, repo_id, private):
     return url
 
 
-def _finish(accelerator, model, eval_dataloader, run, config, args, progress, session_logs, session_steps,
+def _finish(accelerator, model, eval_dataloader, run, config, args, progress, run_logs, session_steps,
             session_runtime, evaluate):
     """Merge LoRA, finish the model (`run.finish_model`), calibrate it, evaluate the model that is saved, save it with
     its results."""
@@ -296,14 +336,15 @@ def _finish(accelerator, model, eval_dataloader, run, config, args, progress, se
     results = evaluate() if eval_dataloader is not None else {}
     if results:
         logger.info("evaluation: %s", results)
-    session_loss = session_logs.reduce(accelerator).get("loss") if session_logs.count else None
+    # The mean loss of every micro-batch of the run, its earlier sessions included (as an uninterrupted run's).
+    train_loss = run_logs.reduce(accelerator).get("loss") if run_logs.count else None
     if accelerator.is_main_process:
         unwrapped.save_pretrained(output_dir)
         if results:
             _write_json(output_dir / "eval_results.json", results)
         samples = session_steps * config["batch_size"] * config["gradient_accumulation_steps"] * accelerator.num_processes
         train_results = {
-            "train_loss": session_loss, "train_steps": progress.completed_steps, "session_steps": session_steps,
+            "train_loss": train_loss, "train_steps": progress.completed_steps, "session_steps": session_steps,
             "epochs": progress.completed_steps / run.steps_per_epoch, "train_runtime_s": session_runtime,
             "train_samples_per_second": samples / session_runtime if session_runtime > 0 else None,
             "train_steps_per_second": session_steps / session_runtime if session_runtime > 0 else None,
@@ -323,4 +364,4 @@ def _finish(accelerator, model, eval_dataloader, run, config, args, progress, se
     return results
 
 
-__all__ = ["TrainingProgress", "optimization_step", "resolve_checkpoint", "training_function"]
+__all__ = ["TrainingProgress", "optimization_step", "training_function"]

@@ -123,9 +123,6 @@ def _char_ngram_start(config, model, train_rows):
     start = config["char_ngram_init"]
     if start == "zeros":
         return None
-    if config["objective"] != "contrastgeo":
-        raise ValueError(f"--char-ngram-init {start} maps class weights onto place embeddings, which the "
-                         f"{config['objective']!r} objective does not have: pass --char-ngram-init zeros")
     texts, labels = train_rows["text"], train_rows["label"]
     scale = config["char_ngram_start_scale"]
     if scale == CROSS_VALIDATED:
@@ -196,6 +193,10 @@ def build_run(config: dict, args, accelerator) -> TrainingRun:
     else:
         pieces = _location_prior_pieces(config, args, accelerator)
     model, train_rows, collate, step, evaluate, calibrate, finish_model, num_eval, description = pieces
+    if args.eval_steps and not num_eval:
+        raise ValueError(f"--eval-steps {args.eval_steps} evaluates during training, but this run has no evaluation "
+                         "data (give --eval-file, a task with an evaluation split, or for csp and location-prior "
+                         "--eval-fraction)")
     set_trainable(model, trainable_parts(model, config))
     if args.gradient_checkpointing:
         checkpointing = enable_activation_checkpointing(model)
