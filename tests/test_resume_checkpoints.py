@@ -4,7 +4,9 @@ corrupt checkpoint folders."""
 
 import json
 import shutil
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -95,6 +97,30 @@ def test_a_checkpoint_of_another_configuration_is_refused_naming_the_difference(
                                          + named.replace("(", "\\(").replace(".", "\\.")):
         train(argv)
     assert not (output_dir / "model.safetensors").exists()
+
+
+def test_a_checkpoint_of_other_training_data_is_refused_and_the_same_file_elsewhere_resumes(tiny, stopped_run,
+                                                                                              tmp_path):
+    output_dir = _copy(stopped_run, tmp_path)
+    pool = Path(tiny["pool"])
+    rows = pd.read_csv(pool)
+    for folder in ("edited", "moved"):
+        (tmp_path / folder).mkdir()
+    rows.to_csv(tmp_path / "moved" / pool.name, index=False)
+    assert (tmp_path / "moved" / pool.name).read_bytes() == pool.read_bytes()
+    rows.loc[0, "text"] += " edited"  # one post differs: another training set under the same name
+    rows.to_csv(tmp_path / "edited" / pool.name, index=False)
+    argv = geolocation_argv(tiny, output_dir, "--max-train-steps", 4, "--resume-from-checkpoint", "latest")
+    argv[argv.index("--train-file") + 1] = tmp_path / "edited" / pool.name
+    with pytest.raises(ValueError, match="different settings \\(data\\.train_file\\.bytes: .*data\\.train_file\\.sha256"):
+        train(argv)
+    argv[argv.index("--train-file") + 1] = tmp_path / "moved" / pool.name
+    assert train(argv) and json.loads((output_dir / "train_results.json").read_text())["train_steps"] == 4
+
+
+def test_checkpoints_total_limit_keeps_the_newest(tiny, tmp_path):
+    train(geolocation_argv(tiny, tmp_path / "run", "--checkpointing-steps", 1, "--checkpoints-total-limit", 2))
+    assert sorted(path.name for path in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_3", "step_4"]
 
 
 def test_a_setting_that_acts_after_training_may_change_on_resume(tiny, stopped_run, tmp_path):

@@ -206,6 +206,7 @@ def test_a_runs_recorded_hyperparameters_load_as_its_config_file(posts_file, tmp
     (["--objective", "location-prior", "--text-column", "body"], "--text-column \\(location-prior reads labels"),
     (["--objective", "csp", "--label-column", "place"], "--label-column \\(csp reads texts and coordinates"),
     (["--on-short-class", "all"], "--on-short-class \\(it applies to a --shots draw"),
+    (["--checkpoints-total-limit", "2"], "--checkpoints-total-limit \\(this run writes no checkpoints"),
     (["--learning-rate", "1e-4"], "--learning-rate \\(with LoRA the text encoder's adapters train at "
                                   "--lora-learning-rate"),
     (["--objective", "csp", "--learning-rate", "1e-4"], "--learning-rate \\(csp keeps the text encoder frozen"),

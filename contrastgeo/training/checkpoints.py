@@ -3,12 +3,14 @@ whole or not at all.
 
 A checkpoint folder `checkpoints/step_N` holds what `accelerator.save_state` writes (model, optimizer, scheduler,
 every process's RNG states, the loop's `TrainingProgress`) and `checkpoint_run.json`: the run's hyper-parameters,
-number of processes and mixed precision. A resumed run with other settings is refused before it loads any data,
+number of processes, mixed precision and training data (a built-in task and its splits, or each file's name, size and
+SHA-256). A resumed run with other settings is refused before it loads any data,
 naming them (only `eval_batch_size` and `calibration` may change: they act after training). `latest` skips a folder
 missing any file the run needs, and a folder given by path is refused naming them (Accelerate itself would go on
 without the RNG states).
 """
 
+import hashlib
 import json
 import logging
 import shutil
@@ -21,6 +23,10 @@ logger = get_logger(__name__)
 CHECKPOINT_RUN_FILE = "checkpoint_run.json"
 # Hyper-parameters that act only after training (final evaluation, calibration): a resumed run may change them.
 AFTER_TRAINING_KEYS = ("eval_batch_size", "calibration")
+# The run settings that say what it trains on (the files by content, see `data_signature`).
+DATA_SETTINGS = ("task", "train_split", "eval_split", "text_column", "label_column", "latitude_column",
+                 "longitude_column", "on_bad_rows", "on_short_class")
+DATA_FILES = ("train_file", "eval_file", "places_file")
 
 
 def missing_checkpoint_files(path, num_processes: int) -> list[str]:
@@ -67,12 +73,36 @@ def _json_ready(value):
     return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
-def checkpoint_signature(config: dict, accelerator) -> dict:
+def _file_fingerprint(path) -> dict | None:
+    """A file by its name, size and SHA-256, not its path: the run may resume from another working directory."""
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.is_file():
+        return {"name": path.name}  # the run itself names a missing file
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"name": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def data_signature(args) -> dict:
+    """What a run trains and evaluates on: a built-in task and its splits, or the content of its files, and how
+    they are read."""
+    return {
+        **{name: getattr(args, name) for name in DATA_SETTINGS},
+        **{name: _file_fingerprint(getattr(args, name)) for name in DATA_FILES},
+    }
+
+
+def checkpoint_signature(config: dict, accelerator, args) -> dict:
     """What a checkpoint must share with the run that resumes it: the hyper-parameters that shape training (taken
-    before `build_run`, which may settle some of them from the data), the number of processes (batch positions and
-    per-process RNG states depend on it) and the mixed precision."""
+    before `build_run`, which may settle some of them from the data), the training data, the number of processes
+    (batch positions and per-process RNG states depend on it) and the mixed precision."""
     return {
         "hyperparameters": _json_ready({key: value for key, value in config.items() if key not in AFTER_TRAINING_KEYS}),
+        "data": _json_ready(data_signature(args)),
         "num_processes": accelerator.num_processes,
         "mixed_precision": str(accelerator.mixed_precision),
     }
@@ -103,7 +133,9 @@ def check_checkpoint_matches(checkpoint, signature: dict) -> None:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:
         raise ValueError(f"--resume-from-checkpoint {checkpoint}: unreadable {CHECKPOINT_RUN_FILE} ({error})") from None
-    saved = {key: saved.get(key) for key in signature}
+    # A checkpoint of an earlier train.py may lack a part of today's signature (e.g. "data"): what it has is compared.
+    signature = {key: value for key, value in signature.items() if key in saved}
+    saved = {key: saved[key] for key in signature}
     saved["hyperparameters"] = {key: value for key, value in (saved["hyperparameters"] or {}).items()
                                 if key not in AFTER_TRAINING_KEYS}
     # The settings that change most at once first: another objective, encoder or LoRA choice explains the rest.
@@ -130,9 +162,10 @@ def drop_records_after_step(path: Path, last_step: int) -> int:
     return len(lines) - len(kept)
 
 
-def write_checkpoint(accelerator, folder: Path, run_record: dict) -> None:
+def write_checkpoint(accelerator, folder: Path, run_record: dict, total_limit: int | None = None) -> None:
     """Save the accelerator's state into `folder` whole or not at all: written as `<folder>.tmp` and renamed once
-    every process is done, so a run killed while saving leaves nothing that `resolve_checkpoint` would take.
+    every process is done, so a run killed while saving leaves nothing that `resolve_checkpoint` would take. With
+    `total_limit`, the oldest `step_N` folders beside it are then deleted down to that many (this one is kept).
     Every process calls it."""
     partial = folder.with_name(folder.name + ".tmp")
     if accelerator.is_main_process and partial.exists():
@@ -145,8 +178,19 @@ def write_checkpoint(accelerator, folder: Path, run_record: dict) -> None:
         if folder.exists():
             shutil.rmtree(folder)
         partial.rename(folder)
+        if total_limit is not None:
+            _remove_oldest_checkpoints(folder.parent, keep=total_limit)
     accelerator.wait_for_everyone()
 
 
+def _remove_oldest_checkpoints(checkpoints_dir: Path, keep: int) -> None:
+    folders = sorted((path for path in checkpoints_dir.glob("step_*") if path.name[5:].isdigit() and path.is_dir()),
+                     key=lambda path: int(path.name[5:]))
+    for path in folders[:-keep]:
+        shutil.rmtree(path)
+        logger.info("removed %s (--checkpoints-total-limit %d)", path, keep)
+
+
 __all__ = ["AFTER_TRAINING_KEYS", "CHECKPOINT_RUN_FILE", "check_checkpoint_matches", "checkpoint_signature",
-           "drop_records_after_step", "missing_checkpoint_files", "resolve_checkpoint", "write_checkpoint"]
+           "data_signature", "drop_records_after_step", "missing_checkpoint_files", "resolve_checkpoint",
+           "write_checkpoint"]

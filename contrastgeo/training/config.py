@@ -221,7 +221,7 @@ def validate_args(args) -> None:
     _validate_hub_args(args)
     if args.max_candidates == 1:
         raise ValueError("--max-candidates must be 0 (every place) or at least 2")
-    for name in ("max_train_steps", "stop_after_steps", "eval_steps"):
+    for name in ("max_train_steps", "stop_after_steps", "eval_steps", "checkpoints_total_limit"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")

@@ -99,6 +99,7 @@ RUN_DEFAULTS = {
     "gradient_checkpointing": False,
     "cpu": False,
     "checkpointing_steps": None,
+    "checkpoints_total_limit": None,
     "resume_from_checkpoint": None,
     "overwrite_output_dir": False,
     "stop_after_steps": None,

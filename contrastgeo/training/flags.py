@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "encoders or batches, more compute, the same gradients")
     run.add_argument("--checkpointing-steps", type=arg_types.checkpointing_steps,
                      help="save the training state every N optimizer steps, or 'epoch'")
+    run.add_argument("--checkpoints-total-limit", type=arg_types.optional_int,
+                     help="keep only the N newest checkpoints (the oldest are deleted as new ones are written)")
     run.add_argument("--resume-from-checkpoint", help="a checkpoint folder, or 'latest' (in OUTPUT_DIR/checkpoints)")
     run.add_argument("--overwrite-output-dir", action="store_true",
                      help="start afresh in an OUTPUT_DIR that holds an earlier run: its checkpoints, logs, results "

@@ -157,7 +157,7 @@ def training_function(config: dict, args) -> dict:
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
     # Before build_run, which settles some settings from the data (e.g. turns the default place prior off).
-    signature = checkpoint_signature(config, accelerator)
+    signature = checkpoint_signature(config, accelerator, args)
     checkpoint = None
     if args.resume_from_checkpoint:
         # Checked before the data and the model are loaded: a wrong checkpoint fails in seconds.
@@ -211,7 +211,8 @@ def training_function(config: dict, args) -> dict:
     def save_checkpoint():
         progress.window_logs, progress.run_loss = step_logs.state(accelerator), run_logs.state(accelerator)
         write_checkpoint(accelerator, output_dir / "checkpoints" / f"step_{progress.completed_steps}",
-                         {**signature, "completed_steps": progress.completed_steps, "epoch": progress.epoch})
+                         {**signature, "completed_steps": progress.completed_steps, "epoch": progress.epoch},
+                         total_limit=args.checkpoints_total_limit)
         saved_steps.add(progress.completed_steps)
 
     def evaluate():

@@ -79,6 +79,8 @@ def _unread_flag_reasons(args):
         reasons["text_column"] = "location-prior reads labels and coordinates, no text"
     elif objective == "csp":
         reasons["label_column"] = "csp reads texts and coordinates, no labels"
+    if args.checkpointing_steps is None and args.stop_after_steps is None:
+        reasons["checkpoints_total_limit"] = "this run writes no checkpoints (--checkpointing-steps, --stop-after-steps)"
     if not args.shots:
         reasons["on_short_class"] = "it applies to a --shots draw; without one every training post is used"
     if objective not in GEOLOCATION_OBJECTIVES:
