@@ -118,6 +118,22 @@ def test_a_checkpoint_of_other_training_data_is_refused_and_the_same_file_elsewh
     assert train(argv) and json.loads((output_dir / "train_results.json").read_text())["train_steps"] == 4
 
 
+def test_a_resume_reads_no_pickle_beyond_weights_only(tiny, stopped_run, tmp_path, monkeypatch):
+    output_dir = _copy(stopped_run, tmp_path)
+    checkpoint_files = {path.name for path in (output_dir / "checkpoints" / "step_2").iterdir()}
+    assert {"model.safetensors", "training_progress.json", "checkpoint_run.json"} <= checkpoint_files
+    assert not any(name.startswith("custom_checkpoint") for name in checkpoint_files)
+    torch_load, reads = torch.load, []
+
+    def recording_load(*args, **kwargs):
+        reads.append((str(args[0]), kwargs.get("weights_only")))
+        return torch_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording_load)
+    train(geolocation_argv(tiny, output_dir, "--max-train-steps", 4, "--resume-from-checkpoint", "latest"))
+    assert reads and all(weights_only is True for _, weights_only in reads), reads
+
+
 def test_checkpoints_total_limit_keeps_the_newest(tiny, tmp_path):
     train(geolocation_argv(tiny, tmp_path / "run", "--checkpointing-steps", 1, "--checkpoints-total-limit", 2))
     assert sorted(path.name for path in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_3", "step_4"]
@@ -168,23 +184,23 @@ def test_latest_skips_an_incomplete_checkpoint_and_an_incomplete_path_is_refused
 
 
 def test_a_session_killed_while_saving_leaves_no_checkpoint_for_latest(tiny, tmp_path, monkeypatch):
-    import accelerate.accelerator
+    from accelerate import Accelerator
 
     from contrastgeo.training.checkpoints import resolve_checkpoint
 
     class Killed(Exception):
         pass
 
-    save_custom_state = accelerate.accelerator.save_custom_state
+    save_state = Accelerator.save_state
     saves = []
 
-    def killed_at_the_second_save(*args, **kwargs):  # the last file Accelerate writes
+    def killed_after_the_second_save(self, *args, **kwargs):  # Accelerate's files written, the progress not yet
         saves.append(args)
+        save_state(self, *args, **kwargs)
         if len(saves) == 2:
             raise Killed
-        return save_custom_state(*args, **kwargs)
 
-    monkeypatch.setattr(accelerate.accelerator, "save_custom_state", killed_at_the_second_save)
+    monkeypatch.setattr(Accelerator, "save_state", killed_after_the_second_save)
     with pytest.raises(Killed):
         train(geolocation_argv(tiny, tmp_path, "--max-train-steps", 4, "--checkpointing-steps", 1))
     monkeypatch.undo()

@@ -1,8 +1,9 @@
 """train.py's checkpoints: finding one to resume from, checking it comes from the same configuration, writing one
 whole or not at all.
 
-A checkpoint folder `checkpoints/step_N` holds what `accelerator.save_state` writes (model, optimizer, scheduler,
-every process's RNG states, the loop's `TrainingProgress`) and `checkpoint_run.json`: the run's hyper-parameters,
+A checkpoint folder `checkpoints/step_N` holds what `accelerator.save_state` writes (model as safetensors,
+optimizer, scheduler and every process's RNG states, all read back with `weights_only=True`), the loop's
+`TrainingProgress` as JSON (`training_progress.json`) and `checkpoint_run.json`: the run's hyper-parameters,
 number of processes, mixed precision and training data (a built-in task and its splits, or each file's name, size and
 SHA-256). A resumed run with other settings is refused before it loads any data,
 naming them (only `eval_batch_size` and `calibration` may change: they act after training). `latest` skips a folder
@@ -21,6 +22,8 @@ from accelerate.logging import get_logger
 logger = get_logger(__name__)
 # Written into every checkpoint: what the run that wrote it was (see `checkpoint_signature`).
 CHECKPOINT_RUN_FILE = "checkpoint_run.json"
+# The loop's position and running loss sums (`loops.TrainingProgress.state_dict()`).
+PROGRESS_FILE = "training_progress.json"
 # Hyper-parameters that act only after training (final evaluation, calibration): a resumed run may change them.
 AFTER_TRAINING_KEYS = ("eval_batch_size", "calibration")
 # The run settings that say what it trains on (the files by content, see `data_signature`).
@@ -32,7 +35,7 @@ DATA_FILES = ("train_file", "eval_file", "places_file")
 def missing_checkpoint_files(path, num_processes: int) -> list[str]:
     """The files a resumed run of `num_processes` processes reads that the checkpoint folder `path` lacks."""
     path = Path(path)
-    needed = ["optimizer.bin", "scheduler.bin", "custom_checkpoint_0.pkl",
+    needed = ["optimizer.bin", "scheduler.bin", PROGRESS_FILE,
               *(f"random_states_{index}.pkl" for index in range(num_processes))]
     missing = [name for name in needed if not (path / name).is_file()]
     if not ((path / "model.safetensors").is_file() or (path / "pytorch_model.bin").is_file()):
@@ -58,7 +61,7 @@ def resolve_checkpoint(value, output_dir, num_processes: int = 1, warn=None) -> 
             warn("--resume-from-checkpoint latest: skipping %s, which lacks %s", path, ", ".join(missing))
         raise ValueError(f"--resume-from-checkpoint latest: no complete checkpoint in {folders[0].parent} (each "
                          "step_N lacks some of model.safetensors, optimizer.bin, scheduler.bin, "
-                         "custom_checkpoint_0.pkl, random_states_<process>.pkl)")
+                         f"{PROGRESS_FILE}, random_states_<process>.pkl)")
     path = Path(value)
     if not path.is_dir():
         raise ValueError(f"--resume-from-checkpoint {value}: no such folder")
@@ -162,9 +165,16 @@ def drop_records_after_step(path: Path, last_step: int) -> int:
     return len(lines) - len(kept)
 
 
-def write_checkpoint(accelerator, folder: Path, run_record: dict, total_limit: int | None = None) -> None:
-    """Save the accelerator's state into `folder` whole or not at all: written as `<folder>.tmp` and renamed once
-    every process is done, so a run killed while saving leaves nothing that `resolve_checkpoint` would take. With
+def read_progress(checkpoint) -> dict:
+    """The loop's progress saved in a checkpoint folder (plain JSON: no pickle is read from a checkpoint)."""
+    return json.loads((Path(checkpoint) / PROGRESS_FILE).read_text(encoding="utf-8"))
+
+
+def write_checkpoint(accelerator, folder: Path, run_record: dict, progress: dict,
+                     total_limit: int | None = None) -> None:
+    """Save the accelerator's state and the loop's `progress` into `folder` whole or not at all: written as
+    `<folder>.tmp` and renamed once every process is done, so a run killed while saving leaves nothing that
+    `resolve_checkpoint` would take. With
     `total_limit`, the oldest `step_N` folders beside it are then deleted down to that many (this one is kept).
     Every process calls it."""
     partial = folder.with_name(folder.name + ".tmp")
@@ -175,6 +185,7 @@ def write_checkpoint(accelerator, folder: Path, run_record: dict, total_limit: i
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (partial / CHECKPOINT_RUN_FILE).write_text(json.dumps(run_record, indent=2, default=str), encoding="utf-8")
+        (partial / PROGRESS_FILE).write_text(json.dumps(progress, indent=2), encoding="utf-8")
         if folder.exists():
             shutil.rmtree(folder)
         partial.rename(folder)
@@ -192,5 +203,5 @@ def _remove_oldest_checkpoints(checkpoints_dir: Path, keep: int) -> None:
 
 
 __all__ = ["AFTER_TRAINING_KEYS", "CHECKPOINT_RUN_FILE", "check_checkpoint_matches", "checkpoint_signature",
-           "data_signature", "drop_records_after_step", "missing_checkpoint_files", "resolve_checkpoint",
-           "write_checkpoint"]
+           "data_signature", "drop_records_after_step", "missing_checkpoint_files", "read_progress",
+           "resolve_checkpoint", "write_checkpoint"]

@@ -36,6 +36,7 @@ from .checkpoints import (
     check_checkpoint_matches,
     checkpoint_signature,
     drop_records_after_step,
+    read_progress,
     resolve_checkpoint,
     write_checkpoint,
 )
@@ -49,7 +50,8 @@ PUSH_IGNORE_PATTERNS = ["checkpoints/*"]
 TRACKER_PROJECT = "contrastgeo"  # TensorBoard logs go to runs/<this>
 class TrainingProgress:
     """Where the loop is: optimizer steps done, current epoch, batches of that epoch consumed, micro-batches in all.
-    Registered with `accelerator.register_for_checkpointing`, so checkpoints carry it."""
+    Checkpoints carry it as JSON (`checkpoints.write_checkpoint`), not through `register_for_checkpointing`, whose
+    objects Accelerate reads back with `torch.load(weights_only=False)`."""
 
     def __init__(self):
         self.completed_steps = 0
@@ -172,13 +174,13 @@ def training_function(config: dict, args) -> dict:
     model, optimizer, train_dataloader, lr_scheduler = prepared[:4]
     eval_dataloader = prepared[4] if run.eval_dataloader is not None else None
     progress = TrainingProgress()
-    accelerator.register_for_checkpointing(progress)
     log_path, eval_history_path = output_dir / "log_history.jsonl", output_dir / "eval_history.jsonl"
     step_logs, run_logs = _StepLogs(), _StepLogs()
     if checkpoint is not None:
         logger.info("resuming from %s", checkpoint)
         try:
             accelerator.load_state(str(checkpoint))
+            progress.load_state_dict(read_progress(checkpoint))
         except Exception as error:
             raise RuntimeError(f"--resume-from-checkpoint {checkpoint}: could not load the checkpoint ({error}); "
                                "resume from an earlier one (--resume-from-checkpoint PATH)") from error
@@ -212,7 +214,7 @@ def training_function(config: dict, args) -> dict:
         progress.window_logs, progress.run_loss = step_logs.state(accelerator), run_logs.state(accelerator)
         write_checkpoint(accelerator, output_dir / "checkpoints" / f"step_{progress.completed_steps}",
                          {**signature, "completed_steps": progress.completed_steps, "epoch": progress.epoch},
-                         total_limit=args.checkpoints_total_limit)
+                         progress.state_dict(), total_limit=args.checkpoints_total_limit)
         saved_steps.add(progress.completed_steps)
 
     def evaluate():
