@@ -31,7 +31,23 @@ def parse_args(argv=None):
     parser.add_argument("--output", type=Path, help="also write the metrics here (JSON)")
     parser.add_argument("--report", type=Path,
                         help="also write the table here (markdown, with the commit and the models)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # Checked before any task is loaded or model scored, which can take minutes.
+    from modeling_contrastgeo.place_prior import check_prior_weight
+
+    for weight in args.weights:
+        try:
+            check_prior_weight(weight)
+        except ValueError as error:
+            parser.error(f"--weights: {error}")
+    for model_dir in args.model_dirs:
+        if not model_dir.is_dir():
+            parser.error(f"{model_dir}: no such folder")
+    for flag in ("output", "report"):
+        path = getattr(args, flag)
+        if path is not None and not path.parent.is_dir():
+            parser.error(f"--{flag} {path}: the folder {path.parent} does not exist")
+    return args
 
 
 def main(argv=None):

@@ -172,7 +172,12 @@ def whole_file_section(rows):
             f"{_table('scoring', columns, [row['metrics'] for row in rows])}\n")
 
 
-def user_files_report(sections, command, commit):
+def user_files_report(sections, command, commit, trained_at=None):
+    """The report; `trained_at`: {model folder: the commit train.py trained it at} (a model trained by an earlier,
+    interrupted run of the same flags is reused)."""
+    models = ""
+    if trained_at:
+        models = "\nModels trained at: " + ", ".join(f"`{folder}` `{at}`" for folder, at in trained_at.items()) + ".\n"
     return (f"# train.py on a user's files: the place prior\n\nWritten by `python benchmarks/user_files.py {command}` "
-            f"at commit `{commit}`. See contrastgeo/benchmarking/user_files.py for what each check builds.\n\n"
+            f"at commit `{commit}`. See contrastgeo/benchmarking/user_files.py for what each check builds.\n{models}\n"
             + "\n".join(sections))
