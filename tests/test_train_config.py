@@ -102,7 +102,7 @@ def test_repeated_model_config_flags_add_up(posts_file, tmp_path):
     ("bert", ["query", "value"]),  # the default MiniLM: the targets of every run before the table existed
     ("distilbert", ["q_lin", "v_lin"]),  # not in peft's table
     ("deberta-v2", ["query_proj", "value_proj"]),  # peft's table
-    ("nonesuch", None),  # unknown: apply_lora picks them by the encoder's module names
+    ("funnel", None),  # in neither table: apply_lora picks them by the encoder's module names
 ])
 def test_lora_targets_default_to_the_encoder_family_and_are_recorded(posts_file, tmp_path, model_type, targets):
     from contrastgeo.training import hyperparameters, parse_args
@@ -290,3 +290,15 @@ def test_tlm_monitor_warns_only_when_the_loss_sits_at_the_constant_entropy(caplo
         assert not any(learning.update(step, 0.30, 0.410) for step in range(1, 7))
     assert warned == [False, False, False, False, True, False]  # after warm-up and a full window, once
     assert "constant predictor" in caplog.text
+
+
+@pytest.mark.parametrize("encoder, reason", [("{tmp}/no/such/encoder", "no such folder"),
+                                             ("{tmp}", "a folder without an encoder's config.json"),
+                                             ("no-such-org/no-such-model", "couldn't connect|not a valid|offline")])
+def test_an_encoder_that_cannot_be_loaded_is_named_before_the_run(posts_file, tmp_path, encoder, reason):
+    from contrastgeo.training import parse_args
+
+    encoder = encoder.format(tmp=tmp_path)
+    with pytest.raises(ValueError, match=f"--model-name-or-path {encoder}: no text encoder can be loaded from it "
+                                         f"\\(.*({reason})"):
+        parse_args(["--train-file", posts_file, "--model-name-or-path", encoder, "--output-dir", tmp_path / "out"])

@@ -175,8 +175,28 @@ def _default_lora_targets(model_name_or_path):
         return None
 
 
+def check_text_encoder(model_name_or_path) -> None:
+    """ValueError naming --model-name-or-path when no encoder config can be read there (a missing folder, a Hub id
+    that is not cached while offline), before any data is loaded; transformers would say it deep in the run, and
+    of a missing folder that it is not a valid repository id."""
+    from transformers import AutoConfig
+
+    path = resolve_text_encoder(model_name_or_path)
+    try:
+        AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        if Path(path).expanduser().exists():
+            reason = "a folder without an encoder's config.json"
+        elif path.startswith((".", "~", "/")):
+            reason = "no such folder"
+        else:  # a Hub id: transformers says whether it is offline or unknown
+            reason = str(error).splitlines()[0]
+        raise ValueError(f"--model-name-or-path {path}: no text encoder can be loaded from it ({reason})") from None
+
+
 def validate_args(args) -> None:
     """Cross-flag checks; raises ValueError naming the flags."""
+    check_text_encoder(args.model_name_or_path)
     if not args.output_dir:
         raise ValueError("--output-dir is required")
     if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
