@@ -24,7 +24,9 @@ as a multinomial logistic regression whose class vectors are the place embedding
   10.9 / 37, logistic start 13.1 / 34.
   The table is narrow (64 by default) because its dense AdamW update dominates the channel's cost: 384 wide, 65,536
   buckets made a fully fine-tuned ContrastGeo step 1.70x a classifier step, 64 wide 1.54x, as without the channel
-  (benchmarks/RESULTS_speed_training.md); a rank of 64 still spans as many place directions as most label sets.
+  (benchmarks/speed_training.py in early December 2026, when the encoder was fully fine-tuned by default; with LoRA
+  and this table the step is 1.1x, benchmarks/RESULTS_speed_training.md); a rank of 64 still spans as many place
+  directions as most label sets.
 """
 
 import math

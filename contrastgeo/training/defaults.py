@@ -70,8 +70,8 @@ RUN_DEFAULTS = {
     "gradient_accumulation_steps": 1,
     "max_grad_norm": 1.0,
     # Candidate places per contrastive step: the global batch's places + random others up to this bound. Each
-    # candidate's prompt goes through the text encoder every step; 32 keeps a ContrastGeo step (LoRA) at ~1.2x a
-    # classifier step (benchmarks/RESULTS_speed_training.md).
+    # candidate's prompt goes through the text encoder every step; 32 keeps a ContrastGeo step (LoRA) at ~1.1x a
+    # classifier step, every place 1.3x on midwest's 70 (benchmarks/RESULTS_speed_training.md).
     "max_candidates": 32,
     # contrastgeo / classifier: the probability temperature after training. "none" keeps 1: the logit scale the model's
     # loss learned. "heldout" fits it on labelled pool posts outside the shots (up to 8 per label), which a few-shot
