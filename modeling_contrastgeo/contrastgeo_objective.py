@@ -41,6 +41,18 @@ class ContrastGeoOutput(WithTextModelOutput):
     text_model_output: BaseModelOutput | None = None
 
 
+def _with_true_places(positive_mask, labels, shape) -> torch.Tensor:
+    """A caller's `positive_mask` (B, C), with each post's own place marked: whatever else the mask says, the
+    post's true place is its TLM positive and must never be drawn as one of its negatives."""
+    if not torch.is_tensor(positive_mask) or positive_mask.dtype != torch.bool or positive_mask.shape != shape:
+        got = (f"{positive_mask.dtype} of shape {tuple(positive_mask.shape)}" if torch.is_tensor(positive_mask)
+               else type(positive_mask).__name__)
+        raise ValueError(f"positive_mask must be a bool tensor of shape {tuple(shape)} (posts, candidate places), "
+                         f"got {got}")
+    true_place = nn.functional.one_hot(labels, shape[1]).to(device=positive_mask.device, dtype=torch.bool)
+    return positive_mask | true_place
+
+
 class ContrastGeoObjectiveMixin:
     """`forward(objective="contrastgeo")` of ContrastGeoModel, and its TLM pieces (`equal_place_mask`,
     `match_logits`), which re-ranking at inference uses too."""
@@ -78,6 +90,8 @@ class ContrastGeoObjectiveMixin:
         if use_tlm and num_places > 1:
             if positive_mask is None:
                 positive_mask = self.equal_place_mask(labels, place_input_ids, place_latlon)
+            else:
+                positive_mask = _with_true_places(positive_mask, labels, logits_per_post.shape)
             # Sampled from the temperature-scaled similarity, as ALBEF: raw cosines give near-uniform weights.
             negative_indices, negative_valid = sample_hard_negatives(
                 logits_per_post.detach(), positive_mask, config.num_hard_negatives,
@@ -107,15 +121,21 @@ class ContrastGeoObjectiveMixin:
                                  text_model_output=text_model_output)
 
     def equal_place_mask(self, labels, place_input_ids=None, place_latlon=None) -> torch.Tensor:
-        """(B, C) True where candidate c is the post's place or the same place under another index (identical
-        prompt tokens and coordinates): such places must never be drawn as negatives."""
+        """(B, C) True where candidate c is the post's place or the same place under another index: identical in
+        what the location representation reads (the prompt tokens in `prompt` mode, the coordinates in
+        `coordinates` mode, both in `hybrid` mode), hence the same embedding. Such places must never be drawn as
+        negatives. Inputs the mode does not read are ignored here as in `_location_features`: a prompt-mode place
+        passed with other coordinates is still the same place."""
+        config = self.config
         keys = []
-        if place_input_ids is not None:
-            keys.append(place_input_ids.reshape(-1, len(self.config.prompt_templates) * place_input_ids.shape[-1]))
-        if place_latlon is not None:
+        if place_input_ids is not None and config.uses_prompts:
+            keys.append(place_input_ids.reshape(-1, len(config.prompt_templates) * place_input_ids.shape[-1]))
+        if place_latlon is not None and config.uses_coordinates:
             keys.append(place_latlon.to(torch.float64))
         if not keys:
-            raise ValueError("equal_place_mask needs place_input_ids or place_latlon")
+            needs = {"prompt": "place_input_ids", "coordinates": "place_latlon"}.get(
+                config.location_mode, "place_input_ids and place_latlon")
+            raise ValueError(f"equal_place_mask needs {needs} (location_mode={config.location_mode!r})")
         place_keys = torch.cat([key.to(torch.float64) for key in keys], dim=1)
         _, place_group = torch.unique(place_keys, dim=0, return_inverse=True)
         return place_group[labels].unsqueeze(1) == place_group.unsqueeze(0)

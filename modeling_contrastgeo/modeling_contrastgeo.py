@@ -9,6 +9,7 @@ Objectives (`forward(objective=...)`):
 - `"location-prior"`: coordinate encoder + class head with the presence/absence loss (CSP's downstream prior).
 """
 
+import math
 from collections import OrderedDict
 from pathlib import Path
 
@@ -308,7 +309,14 @@ class ContrastGeoModel(GeolocationMixin, ContrastGeoObjectiveMixin, CSPObjective
         return self._location_features(place_input_ids, place_attention_mask, place_latlon)[0]
 
     def scaled_logit_scale(self) -> torch.Tensor:
-        return self.logit_scale.exp().clamp(max=self.config.max_logit_scale)
+        # Clamped as a log, the bound that `clamp_logit_scale_` sets: at it (inclusive) the gradient still flows.
+        return self.logit_scale.clamp(max=math.log(self.config.max_logit_scale)).exp()
+
+    @torch.no_grad()
+    def clamp_logit_scale_(self) -> None:
+        """Keep the learnable log scale at most log(max_logit_scale), as open_clip does after each optimizer step:
+        beyond it the clamp in `scaled_logit_scale` passes no gradient, and the scale could never come back down."""
+        self.logit_scale.clamp_(max=math.log(self.config.max_logit_scale))
 
     # ------------------------------------------------------------------ forward
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, place_input_ids=None,

@@ -124,6 +124,8 @@ def optimization_step(accelerator, run, model, optimizer, lr_scheduler, batch, m
         if accelerator.sync_gradients and max_grad_norm:
             accelerator.clip_grad_norm_(trainable, max_grad_norm)
         optimizer.step()
+        if accelerator.sync_gradients:
+            accelerator.unwrap_model(model).clamp_logit_scale_()
         lr_scheduler.step()
         optimizer.zero_grad()
     return logs
