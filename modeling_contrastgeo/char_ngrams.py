@@ -33,6 +33,7 @@ import math
 import zlib
 from collections import Counter
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -61,27 +62,28 @@ class CharNgramFeaturizer:
 
     def bucket_counts(self, text: str) -> Counter:
         """Count of each bucket id in one text."""
-        counts = Counter()
+        grams = []
         for word in text.lower().split():
             padded = f" {word} "
             for n in range(self.min_n, min(self.max_n, len(padded)) + 1):
-                for start in range(len(padded) - n + 1):
-                    gram = padded[start:start + n]
-                    if gram.strip():
-                        counts[zlib.crc32(gram.encode("utf-8")) % (self.num_buckets - 1) + 1] += 1
-        return counts
+                if n == 1:  # the pads alone are no n-gram; a longer n-gram always holds a letter of the word
+                    grams.extend(padded[1:-1])
+                else:
+                    grams.extend([padded[start:start + n] for start in range(len(padded) - n + 1)])
+        # One list comprehension and Counter's C loop: this runs for every post geolocated, beside the encoder.
+        modulus, crc32 = self.num_buckets - 1, zlib.crc32
+        return Counter([crc32(gram.encode("utf-8")) % modulus + 1 for gram in grams])
 
     def __call__(self, texts) -> dict:
         bags = [self.bucket_counts(text) for text in texts]
         length = max([len(bag) for bag in bags] + [1])
-        ids = torch.zeros(len(bags), length, dtype=torch.long)
-        weights = torch.zeros(len(bags), length, dtype=torch.float32)
-        for row, bag in enumerate(bags):
-            if bag:
-                buckets = sorted(bag)
-                ids[row, :len(buckets)] = torch.tensor(buckets)
-                weights[row, :len(buckets)] = torch.tensor([1.0 + math.log(bag[b]) for b in buckets])
-        return {"char_ngram_ids": ids, "char_ngram_weights": weights}
+        ids = np.zeros((len(bags), length), dtype=np.int64)
+        weights = np.zeros((len(bags), length), dtype=np.float32)
+        for row, bag in enumerate(bags):  # filled as numpy rows: a torch.tensor per post cost as much as the counting
+            buckets = sorted(bag)
+            ids[row, :len(buckets)] = buckets
+            weights[row, :len(buckets)] = [1.0 + math.log(bag[bucket]) for bucket in buckets]
+        return {"char_ngram_ids": torch.from_numpy(ids), "char_ngram_weights": torch.from_numpy(weights)}
 
 
 class CharNgramEncoder(nn.Module):
