@@ -1,19 +1,13 @@
 """benchmarks/rescore_place_prior.py: arguments that cannot be scored are refused before any task loads."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "rescore_place_prior.py"
+from tests.benchmark_scripts import load_benchmark_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("rescore_place_prior_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("rescore_place_prior")
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -1,21 +1,17 @@
 """benchmarks/user_files.py: a model folder is reused only for the run that trained it, and settings that cannot
 make the check are refused."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "user_files.py"
+from tests.benchmark_scripts import load_benchmark_script
 
 
 @pytest.fixture(scope="module")
 def user_files():
-    spec = importlib.util.spec_from_file_location("user_files_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("user_files")
 
 
 def test_a_model_trained_with_other_flags_or_files_is_trained_again(user_files, tmp_path, monkeypatch):

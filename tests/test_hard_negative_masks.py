@@ -25,6 +25,18 @@ def _drawn_negatives(model, inputs, **forward_kwargs):
     return drawn
 
 
+def _assert_the_twin_of_place_0_is_never_drawn(model, inputs):
+    """Place 4 has place 0's embedding; no post draws its own place, and place 0's posts draw neither place."""
+    with torch.no_grad():
+        location_embeds = model.get_location_features(**_place_inputs(inputs))
+    torch.testing.assert_close(location_embeds[4], location_embeds[0])
+    drawn = _drawn_negatives(model, inputs)
+    for row, label in enumerate(LABELS.tolist()):
+        assert label not in drawn[row]
+        if label == 0:
+            assert drawn[row] == {1, 2, 3}, f"place 0's post drew {drawn[row]}: its twin, place 4, is no negative"
+
+
 def test_prompt_mode_never_draws_a_same_name_place_even_when_coordinates_are_passed(tiny_encoder):
     # Place 4 has place 0's name at other coordinates: in prompt mode its embedding is place 0's, so drawing it as a
     # negative of a post from place 0 asks the matching head to answer "match" and "no match" for one input.
@@ -33,15 +45,7 @@ def test_prompt_mode_never_draws_a_same_name_place_even_when_coordinates_are_pas
     inputs = train_step_inputs(model, places=places)
     # A caller (a collator shared by every location mode) hands the coordinates over too; prompt mode ignores them.
     inputs["place_latlon"] = torch.tensor([[place["latitude"], place["longitude"]] for place in places])
-    with torch.no_grad():
-        location_embeds = model.get_location_features(**_place_inputs(inputs))
-    torch.testing.assert_close(location_embeds[4], location_embeds[0])
-    drawn = _drawn_negatives(model, inputs)
-    for row, label in enumerate(LABELS.tolist()):
-        assert label not in drawn[row]
-        if label == 0:
-            assert 4 not in drawn[row], "the same-name place was drawn as a negative of place 0"
-            assert drawn[row] == {1, 2, 3}
+    _assert_the_twin_of_place_0_is_never_drawn(model, inputs)
 
 
 def test_coordinates_mode_never_draws_a_place_at_the_same_coordinates_under_another_name(tiny_encoder):
@@ -52,14 +56,7 @@ def test_coordinates_mode_never_draws_a_place_at_the_same_coordinates_under_anot
     prompt_model = build_tiny_model(tiny_encoder, location_mode="prompt")
     inputs.update(prompt_model.tokenize_places(places))
     model.eval()  # no dropout: identical coordinates give identical embeddings
-    with torch.no_grad():
-        location_embeds = model.get_location_features(**_place_inputs(inputs))
-    torch.testing.assert_close(location_embeds[4], location_embeds[0])
-    drawn = _drawn_negatives(model, inputs)
-    for row, label in enumerate(LABELS.tolist()):
-        assert label not in drawn[row]
-        if label == 0:
-            assert drawn[row] == {1, 2, 3}, "a place at place 0's coordinates was drawn as its negative"
+    _assert_the_twin_of_place_0_is_never_drawn(model, inputs)
 
 
 def test_the_true_place_is_never_a_negative_whatever_positive_mask_is_passed(tiny_encoder):

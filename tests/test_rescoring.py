@@ -1,8 +1,6 @@
 """Rescoring saved models with other place-prior weights (contrastgeo/benchmarking/rescoring.py and its script)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +11,8 @@ from contrastgeo.benchmarking.rescoring import rescore_place_prior
 from contrastgeo.benchmarking.runner import TaskData
 from modeling_contrastgeo import ContrastGeoModel
 from modeling_contrastgeo.place_prior import log_place_prior
-
-from .tiny_models import SWISS_PLACES, make_tiny_encoder, synthetic_swiss_task
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "rescore_place_prior.py"
+from tests.benchmark_scripts import load_benchmark_script
+from tests.tiny_models import SWISS_PLACES, make_tiny_encoder, synthetic_swiss_task
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +86,7 @@ def test_bad_models_and_weights_are_named(saved_model, task_data, tmp_path):
 
 def test_script_writes_the_table_and_fails_when_eval_results_disagree(saved_model, task_data, tmp_path, monkeypatch,
                                                                       capsys):
-    spec = importlib.util.spec_from_file_location("rescore_place_prior", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_benchmark_script("rescore_place_prior")
     monkeypatch.setattr(runner_module, "load_task_data", lambda name, raw_dir=None: task_data)
     folder, _ = saved_model
     report, output = tmp_path / "report.md", tmp_path / "rows.json"

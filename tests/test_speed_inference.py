@@ -2,23 +2,17 @@
 measurement are refused, and the default model is what train.py builds."""
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 
-from .tiny_models import SWISS_PLACES
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "speed_inference.py"
+from tests.benchmark_scripts import load_benchmark_script
+from tests.tiny_models import SWISS_PLACES
 
 
 @pytest.fixture(scope="module")
 def speed_inference():
-    spec = importlib.util.spec_from_file_location("speed_inference", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("speed_inference")
 
 
 def test_the_bare_encoder_batches_posts_by_length_as_geolocate_does(speed_inference, tiny_encoder):

@@ -2,26 +2,18 @@
 a measurement, what the timed loop reads from the device, and the memory of the training phase."""
 
 import argparse
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "speed_training.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("speed_training", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmark_scripts import load_benchmark_script
 
 
 @pytest.fixture(scope="module")
 def speed_training():
-    return _load_script()
+    return load_benchmark_script("speed_training")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has a CUDA device")
