@@ -50,11 +50,10 @@ def resolve_checkpoint(value, output_dir, num_processes: int = 1, warn=None) -> 
     Raises ValueError when there is none, or when the folder lacks a file of the checkpoint (naming them)."""
     warn = warn or logging.getLogger(__name__).warning
     if value == "latest":
-        folders = [path for path in (Path(output_dir) / "checkpoints").glob("step_*")
-                   if path.name[5:].isdigit() and path.is_dir()]
+        folders = _step_folders(Path(output_dir) / "checkpoints")
         if not folders:
             raise ValueError(f"--resume-from-checkpoint latest: no checkpoints/step_N in {output_dir}")
-        for path in sorted(folders, key=lambda path: int(path.name[5:]), reverse=True):
+        for path in reversed(folders):
             missing = missing_checkpoint_files(path, num_processes)
             if not missing:
                 return path
@@ -194,10 +193,14 @@ def write_checkpoint(accelerator, folder: Path, run_record: dict, progress: dict
     accelerator.wait_for_everyone()
 
 
+def _step_folders(checkpoints_dir: Path) -> list[Path]:
+    """The `step_N` folders of `checkpoints_dir`, oldest (smallest N) first; `step_N.tmp` and other names left out."""
+    folders = [path for path in checkpoints_dir.glob("step_*") if path.name[5:].isdigit() and path.is_dir()]
+    return sorted(folders, key=lambda path: int(path.name[5:]))
+
+
 def _remove_oldest_checkpoints(checkpoints_dir: Path, keep: int) -> None:
-    folders = sorted((path for path in checkpoints_dir.glob("step_*") if path.name[5:].isdigit() and path.is_dir()),
-                     key=lambda path: int(path.name[5:]))
-    for path in folders[:-keep]:
+    for path in _step_folders(checkpoints_dir)[:-keep]:
         shutil.rmtree(path)
         logger.info("removed %s (--checkpoints-total-limit %d)", path, keep)
 
