@@ -86,6 +86,12 @@ class CharNgramFeaturizer:
         return {"char_ngram_ids": torch.from_numpy(ids), "char_ngram_weights": torch.from_numpy(weights)}
 
 
+def smoothed_idf(document_frequency: torch.Tensor, num_posts: int) -> torch.Tensor:
+    """log((1 + N) / (1 + df)) + 1, as scikit-learn's smoothed IDF; 0 for buckets no post contains."""
+    idf = torch.log((1.0 + num_posts) / (1.0 + document_frequency)) + 1.0
+    return torch.where(document_frequency > 0, idf, torch.zeros_like(idf))
+
+
 class CharNgramEncoder(nn.Module):
     """(B, L) bucket ids and term weights -> (B, output_dim) embedding of the post's n-gram bag."""
 
@@ -106,9 +112,14 @@ class CharNgramEncoder(nn.Module):
         for counts in bucket_counts:
             if counts:
                 document_frequency[torch.tensor(list(counts), device=self.idf.device)] += 1
-        num_posts = len(bucket_counts)
-        idf = torch.log((1.0 + num_posts) / (1.0 + document_frequency)) + 1.0
-        self.idf.copy_(torch.where(document_frequency > 0, idf, torch.zeros_like(idf)))
+        self.idf.copy_(smoothed_idf(document_frequency, len(bucket_counts)))
+
+    def idf_of_posts(self, char_ngram_ids: torch.Tensor) -> torch.Tensor:
+        """The IDF `fit_idf` would fit on these featurised posts (a row holds each bucket once), without setting it:
+        a cross-validation fold's IDF must not see the posts it holds out."""
+        document_frequency = torch.bincount(char_ngram_ids.flatten(), minlength=self.idf.shape[0]).to(self.idf)
+        document_frequency[0] = 0  # padding
+        return smoothed_idf(document_frequency, char_ngram_ids.shape[0])
 
     def _check_labels(self, char_ngram_ids, labels, num_classes) -> torch.Tensor:
         labels = torch.as_tensor(labels, dtype=torch.long, device=self.idf.device)
@@ -121,18 +132,18 @@ class CharNgramEncoder(nn.Module):
         return labels
 
     @torch.no_grad()
-    def class_centroids(self, char_ngram_ids, char_ngram_weights, labels, num_classes) -> torch.Tensor:
+    def class_centroids(self, char_ngram_ids, char_ngram_weights, labels, num_classes, idf=None) -> torch.Tensor:
         """(C, num_buckets) L2-normalised mean TF-IDF vector of each label's posts (zeros for a label without
         posts): `centroids @ tfidf(post)` are nearest-centroid scores."""
         labels = self._check_labels(char_ngram_ids, labels, num_classes)
-        weights = self.tfidf_weights(char_ngram_ids, char_ngram_weights)
+        weights = self.tfidf_weights(char_ngram_ids, char_ngram_weights, idf)
         centroids = torch.zeros(num_classes, self.idf.shape[0], device=self.idf.device)
         centroids.index_put_((labels[:, None].expand_as(char_ngram_ids), char_ngram_ids), weights, accumulate=True)
         centroids[:, 0] = 0.0
         return nn.functional.normalize(centroids, dim=-1)
 
     def logistic_regression_weights(self, char_ngram_ids, char_ngram_weights, labels, num_classes,
-                                    inverse_regularization=10.0, max_iter=200) -> torch.Tensor:
+                                    inverse_regularization=10.0, max_iter=200, idf=None) -> torch.Tensor:
         """(C, num_buckets) class weights of a multinomial logistic regression on the posts' TF-IDF vectors.
 
         The objective is scikit-learn's `LogisticRegression(C=inverse_regularization)` without the intercept (the
@@ -145,7 +156,7 @@ class CharNgramEncoder(nn.Module):
         if inverse_regularization <= 0:
             raise ValueError(f"inverse_regularization must be positive, got {inverse_regularization}")
         with torch.no_grad():
-            weights = self.tfidf_weights(char_ngram_ids, char_ngram_weights)
+            weights = self.tfidf_weights(char_ngram_ids, char_ngram_weights, idf)
             seen_buckets, local_ids = torch.unique(char_ngram_ids, return_inverse=True)
             weights = torch.where(char_ngram_ids == 0, torch.zeros_like(weights), weights)  # as padding_idx=0
         table = torch.zeros(seen_buckets.shape[0], num_classes, device=self.idf.device, requires_grad=True)
@@ -199,9 +210,12 @@ class CharNgramEncoder(nn.Module):
         eye = torch.eye(place_embeds.shape[0], device=gram.device, dtype=gram.dtype)
         return torch.linalg.solve(gram + ridge * eye, place_embeds).t()
 
-    def tfidf_weights(self, char_ngram_ids: torch.Tensor, char_ngram_weights: torch.Tensor) -> torch.Tensor:
-        """(B, L) TF-IDF weight of each bucket of each post, L2-normalised per post (0 at padding)."""
-        weights = char_ngram_weights.to(self.idf.dtype) * self.idf[char_ngram_ids]
+    def tfidf_weights(self, char_ngram_ids: torch.Tensor, char_ngram_weights: torch.Tensor,
+                      idf: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) TF-IDF weight of each bucket of each post, L2-normalised per post (0 at padding); with the fitted
+        IDF unless `idf` is given (`idf_of_posts`)."""
+        idf = self.idf if idf is None else idf
+        weights = char_ngram_weights.to(idf.dtype) * idf[char_ngram_ids]
         return weights / weights.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
     def forward(self, char_ngram_ids: torch.Tensor, char_ngram_weights: torch.Tensor) -> torch.Tensor:
@@ -236,12 +250,12 @@ class CharNgramChannelMixin:
         featurizer = self.char_ngram_featurizer
         self.char_ngram_encoder.fit_idf(featurizer.bucket_counts(text) for text in texts)
 
-    def _class_weights(self, inputs, labels, start, inverse_regularization):
+    def _class_weights(self, inputs, labels, start, inverse_regularization, idf=None):
         num_places = len(self.config.places)
         if start == "logistic":
             return self.char_ngram_encoder.logistic_regression_weights(
-                **inputs, labels=labels, num_classes=num_places, inverse_regularization=inverse_regularization)
-        return self.char_ngram_encoder.class_centroids(**inputs, labels=labels, num_classes=num_places)
+                **inputs, labels=labels, num_classes=num_places, inverse_regularization=inverse_regularization, idf=idf)
+        return self.char_ngram_encoder.class_centroids(**inputs, labels=labels, num_classes=num_places, idf=idf)
 
     def _check_channel_start(self, start):
         self._require_char_ngram_channel()
@@ -284,8 +298,8 @@ class CharNgramChannelMixin:
         Why: how much character n-grams add to the sentence embedding depends on the data (much for dialects, which
         the encoder barely sees; little, or harm from a few shots' memorised n-grams, where the encoder already
         separates the places, e.g. by language). The posts are split into folds (post i of each label goes to fold
-        i mod F, F = min(4, the smallest label count)); for each fold the start is fitted on the other folds and the
-        posts of the fold are scored as the model would score them, cos(sentence embedding + channel, place
+        i mod F, F = min(4, the smallest label count)); for each fold the start, its IDF included, is fitted on the
+        other folds and the posts of the fold are scored as the model would score them, cos(sentence embedding + channel, place
         embedding). The factor of `CROSS_VALIDATION_SCALE_FACTORS` (times the start's default scale) with the best
         out-of-fold top-1 accuracy wins, the smaller on ties. With one post for some label there is nothing to hold
         out: the start's default scale is returned.
@@ -312,14 +326,7 @@ class CharNgramChannelMixin:
         finally:
             self.train(was_training)
         lift = self.char_ngram_encoder.score_lift(place_embeds, ridge)
-        tfidf = self.char_ngram_encoder.tfidf_weights(**inputs)
-        channel_scores = torch.zeros(len(texts), place_embeds.shape[0], device=place_embeds.device)
-        for fold in range(num_folds):
-            held, kept = folds == fold, folds != fold
-            kept_inputs = {name: value[kept] for name, value in inputs.items()}
-            weights = self._class_weights(kept_inputs, labels[kept], start, inverse_regularization)
-            held_ids = inputs["char_ngram_ids"][held]
-            channel_scores[held] = (tfidf[held].unsqueeze(1) * weights[:, held_ids].permute(1, 0, 2)).sum(-1)
+        channel_scores = self._out_of_fold_channel_scores(inputs, labels, folds, start, inverse_regularization)
         best_factor, best_accuracy = None, -1.0
         for factor in CROSS_VALIDATION_SCALE_FACTORS:
             post_embeds = nn.functional.normalize(sentence_embeds + default_scale * factor * channel_scores @ lift.t(),
@@ -328,6 +335,21 @@ class CharNgramChannelMixin:
             if accuracy > best_accuracy:
                 best_factor, best_accuracy = factor, accuracy
         return default_scale * best_factor
+
+    def _out_of_fold_channel_scores(self, inputs, labels, folds, start, inverse_regularization) -> torch.Tensor:
+        """(N, C) class scores of each post by the start fitted on the posts of the other folds alone."""
+        scores = torch.zeros(labels.shape[0], len(self.config.places), device=labels.device)
+        for fold in folds.unique():
+            held, kept = folds == fold, folds != fold
+            kept_inputs = {name: value[kept] for name, value in inputs.items()}
+            # As the model meets a new post: n-grams that no kept post holds weigh nothing, and the IDF counts the
+            # kept posts only (an IDF fitted on every post shrank a held-out post's known n-grams).
+            fold_idf = self.char_ngram_encoder.idf_of_posts(kept_inputs["char_ngram_ids"])
+            weights = self._class_weights(kept_inputs, labels[kept], start, inverse_regularization, idf=fold_idf)
+            held_ids = inputs["char_ngram_ids"][held]
+            held_tfidf = self.char_ngram_encoder.tfidf_weights(held_ids, inputs["char_ngram_weights"][held], fold_idf)
+            scores[held] = (held_tfidf.unsqueeze(1) * weights[:, held_ids].permute(1, 0, 2)).sum(-1)
+        return scores
 
     def _sentence_features(self, texts, batch_size=64) -> torch.Tensor:
         """(N, D) projected sentence embeddings of posts without the n-gram channel."""

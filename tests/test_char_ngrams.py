@@ -241,3 +241,30 @@ def test_cross_validated_scale_weighs_the_channel_by_what_it_predicts_on_held_ou
     assert used == model.cross_validated_char_ngram_scale(posts, labels)
     with pytest.raises(ValueError, match="index the 4 places"):
         model.cross_validated_char_ngram_scale(posts, [label + 1 for label in labels])
+
+
+
+@pytest.mark.parametrize("start", ["logistic", "centroids"])
+def test_out_of_fold_scores_are_those_of_a_channel_fitted_on_the_other_folds_alone(tiny_encoder, start):
+    """Nothing of a held-out post reaches its fold's fit, the IDF included: an IDF fitted on every post gives the
+    held-out post's own rare n-grams weight and shrinks the n-grams the fold's classifier knows."""
+    model = build(tiny_encoder, char_ngram_buckets=4096)
+    words = ["chuchichäschtli", "fasnachtsbummel", "aareschwumm", "kapellbrugg"]
+    # Every post has a word of its own: only the held-out post holds it.
+    posts = [f"{words[label]} nummer {'xyz' * (index + 1)}{label}" for index in range(3) for label in range(4)]
+    labels = torch.tensor([label for _ in range(3) for label in range(4)])
+    folds = torch.arange(12) // 4
+    model.fit_char_ngram_idf(posts)
+    fitted_idf = model.char_ngram_encoder.idf.clone()
+    scores = model._out_of_fold_channel_scores(model._char_ngram_inputs(posts), labels, folds, start, 10.0)
+    assert torch.equal(model.char_ngram_encoder.idf, fitted_idf)  # the model's own IDF is left as fitted
+    for fold in range(3):
+        kept = [post for post, post_fold in zip(posts, folds) if post_fold != fold]
+        held = [post for post, post_fold in zip(posts, folds) if post_fold == fold]
+        alone = build(tiny_encoder, char_ngram_buckets=4096)
+        alone.fit_char_ngram_idf(kept)
+        weights = alone._class_weights(alone._char_ngram_inputs(kept), labels[folds != fold], start, 10.0)
+        held_inputs = alone._char_ngram_inputs(held)
+        held_tfidf = alone.char_ngram_encoder.tfidf_weights(**held_inputs)
+        expected = (held_tfidf.unsqueeze(1) * weights[:, held_inputs["char_ngram_ids"]].permute(1, 0, 2)).sum(-1)
+        torch.testing.assert_close(scores[folds == fold], expected)
