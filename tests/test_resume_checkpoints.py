@@ -63,6 +63,10 @@ def test_a_run_that_crashed_after_its_last_checkpoint_resumes_into_the_logs_of_a
     assert results_b["train_loss"] == results_a["train_loss"] and results_b["train_steps"] == 7
     assert results_b["session_steps"] == 4
     assert _tensorboard_losses(tmp_path / "b") == _tensorboard_losses(tmp_path / "a")
+    # The TLM-collapse monitor's window goes on from the checkpoint (logging steps 2 and 4 are past warm-up).
+    progress = json.loads((tmp_path / "b" / "checkpoints" / "step_3" / "training_progress.json").read_text())
+    assert progress["tlm_monitor"]["warned"] is False
+    assert [loss for loss, _ in progress["tlm_monitor"]["history"]] == [history_a[0]["loss_tlm"]]
 
 
 @pytest.fixture(scope="module")

@@ -292,6 +292,22 @@ def test_tlm_monitor_warns_only_when_the_loss_sits_at_the_constant_entropy(caplo
     assert "constant predictor" in caplog.text
 
 
+def test_tlm_monitor_state_carries_its_window_and_warning_across_a_resume():
+    from contrastgeo.training.objectives import TLMCollapseMonitor
+
+    uninterrupted, interrupted = TLMCollapseMonitor(warmup_steps=2, window=3), TLMCollapseMonitor(warmup_steps=2,
+                                                                                                   window=3)
+    assert [uninterrupted.update(step, 0.412, 0.410) for step in range(1, 8)] == [False] * 4 + [True, False, False]
+    for step in range(1, 5):  # checkpoint after step 4: two values of the window seen
+        interrupted.update(step, 0.412, 0.410)
+    resumed = TLMCollapseMonitor(warmup_steps=2, window=3)
+    resumed.load_state_dict(json.loads(json.dumps(interrupted.state_dict())))  # as training_progress.json holds it
+    assert [resumed.update(step, 0.412, 0.410) for step in range(5, 8)] == [True, False, False]
+    warned_again = TLMCollapseMonitor(warmup_steps=2, window=3)
+    warned_again.load_state_dict(resumed.state_dict())
+    assert not warned_again.update(8, 0.412, 0.410)  # a warning given before the checkpoint is not given twice
+
+
 @pytest.mark.parametrize("encoder, reason", [("{tmp}/no/such/encoder", "no such folder"),
                                              ("{tmp}", "a folder without an encoder's config.json"),
                                              ("no-such-org/no-such-model", "couldn't connect|not a valid|offline")])

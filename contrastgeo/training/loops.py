@@ -62,6 +62,7 @@ class TrainingProgress:
         # window open at the checkpoint, and the loss of the whole run (train_results.json's train_loss).
         self.window_logs = {"sums": {}, "count": 0}
         self.run_loss = {"sums": {}, "count": 0}
+        self.tlm_monitor = {}  # `TLMCollapseMonitor.state_dict()`; empty in checkpoints written before it was kept
 
     def state_dict(self):
         return dict(vars(self))
@@ -187,6 +188,8 @@ def training_function(config: dict, args) -> dict:
             raise RuntimeError(f"--resume-from-checkpoint {checkpoint}: could not load the checkpoint ({error}); "
                                "resume from an earlier one (--resume-from-checkpoint PATH)") from error
         step_logs.restore(progress.window_logs, accelerator.device)
+        if progress.tlm_monitor:
+            run.tlm_monitor.load_state_dict(progress.tlm_monitor)
         run_logs.restore(progress.run_loss, accelerator.device)
         if accelerator.is_main_process:
             # A session that went on past this checkpoint logged steps this one logs again.
@@ -214,6 +217,7 @@ def training_function(config: dict, args) -> dict:
 
     def save_checkpoint():
         progress.window_logs, progress.run_loss = step_logs.state(accelerator), run_logs.state(accelerator)
+        progress.tlm_monitor = run.tlm_monitor.state_dict()
         write_checkpoint(accelerator, output_dir / "checkpoints" / f"step_{progress.completed_steps}",
                          {**signature, "completed_steps": progress.completed_steps, "epoch": progress.epoch},
                          progress.state_dict(), total_limit=args.checkpoints_total_limit)

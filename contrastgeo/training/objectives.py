@@ -108,3 +108,11 @@ class TLMCollapseMonitor:
             self.warned = True
             return True
         return False
+
+    def state_dict(self) -> dict:
+        """JSON-ready: a resumed run goes on with the window and the warning of the interrupted one."""
+        return {"history": [list(pair) for pair in self.history], "warned": self.warned}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history = deque((tuple(pair) for pair in state["history"]), maxlen=self.history.maxlen)
+        self.warned = bool(state["warned"])
