@@ -12,7 +12,7 @@ from contrastgeo.benchmarking import methods as methods_module
 from contrastgeo.benchmarking import runner as runner_module
 from contrastgeo.benchmarking.options import build_parser
 from contrastgeo.benchmarking.records import (METRIC_FIELDS, ResultsStore, config_hash, exclusive_results_dir,
-                                              merge_results, validate_record)
+                                              merge_results, record_key, validate_record)
 from contrastgeo.benchmarking.report import anchor_rows, readme_headline_markers, render_headline, render_results
 from contrastgeo.benchmarking.runner import BenchmarkRunner, Cell, TaskData, plan_cells
 from datasets_scripts import REPO_ROOT
@@ -180,6 +180,37 @@ def test_runner_resumes_and_recomputes_only_changed_cells(tmp_path, tiny_encoder
     assert len(calls) == len(first)
     assert len(json.loads(store_path.read_text())) == len(first)
     assert len(list((tmp_path / "cache").glob("synthetic-*.safetensors"))) == 2
+
+
+def test_invalidated_records_are_reported_stale_with_their_reason_until_a_run_replaces_them(tmp_path, tiny_encoder,
+                                                                                            monkeypatch):
+    """For a code change the config hash cannot see (a bug fix in what a method runs)."""
+    task = TaskData.from_task("synthetic", synthetic_swiss_task())
+    monkeypatch.setattr(runner_module, "load_task_data", lambda name, raw_dir=None: task)
+    methods = ["majority", "tfidf-logreg"]
+    assert BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=methods)).run() == 0
+    store_path = tmp_path / "results" / "results.json"
+    before = {record_key(record): record for record in json.loads(store_path.read_text())}
+    with pytest.raises(ValueError, match="--invalidate needs the reason"):
+        BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=methods, invalidate=" "))
+    calls = []
+    original = methods_module.baselines.tfidf_logistic_regression_scores
+    monkeypatch.setattr(methods_module.baselines, "tfidf_logistic_regression_scores",
+                        lambda *a, **kw: calls.append(1) or original(*a, **kw))
+    assert BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=["tfidf-logreg"], shots=[2], seeds=[1],
+                                    invalidate="fixed the n-gram IDF in abc123")).run() == 0
+    assert calls == []  # marking runs nothing
+    after = {record_key(record): record for record in json.loads(store_path.read_text())}
+    assert [key for key in after if after[key].get("invalidated")] == [("synthetic", "tfidf-logreg", 2, 1)]
+    assert after[("synthetic", "tfidf-logreg", 2, 1)]["top1"] == before[("synthetic", "tfidf-logreg", 2, 1)]["top1"]
+    report = (tmp_path / "results" / "RESULTS.md").read_text()
+    assert "Invalidated by `--invalidate` (1 record(s)): fixed the n-gram IDF in abc123" in report
+    assert "| tfidf-logreg ‡ | 2 |" in report and "| tfidf-logreg | 1 |" in report
+    assert BenchmarkRunner(_options(tmp_path, tiny_encoder, only_methods=methods)).run() == 0
+    assert len(calls) == 1  # only the invalidated cell ran again
+    rerun = {record_key(record): record for record in json.loads(store_path.read_text())}
+    assert not any(record.get("invalidated") for record in rerun.values()) and rerun.keys() == before.keys()
+    assert "‡" not in (tmp_path / "results" / "RESULTS.md").read_text()
 
 
 def test_methods_with_equal_training_share_one_run(tmp_path, tiny_encoder):

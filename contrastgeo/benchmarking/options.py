@@ -68,6 +68,11 @@ def build_parser():
     parser.add_argument("--merge-results", nargs="+", metavar="RESULTS_JSON",
                         help="add the records of these results.json files (a grid split over machines or parallel "
                         "runs) to --results-dir's results.json, replacing the same cells; rewrite the reports and stop")
+    parser.add_argument("--invalidate", metavar="REASON",
+                        help="mark the records of the selected cells (--tasks, --only-methods, --shots, --seeds) as "
+                        "no longer what the code gives, for a change their config hash cannot see (a bug fix in "
+                        "the code a method runs): they are reported as stale, with REASON, until a run replaces "
+                        "them; rewrite the reports and stop")
     parser.add_argument("--list-methods", action="store_true", help="print the methods and stop")
     return parser
 

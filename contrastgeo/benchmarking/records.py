@@ -61,6 +61,8 @@ def validate_record(record, where="record"):
     for name in METRIC_FIELDS:
         if not name.endswith("_km") and not 0.0 <= record[name] <= 1.0:
             raise ValueError(f"{where}: {name} is a fraction and must be in [0, 1], got {record[name]}")
+    if "invalidated" in record and (not isinstance(record["invalidated"], str) or not record["invalidated"].strip()):
+        raise ValueError(f"{where}: invalidated must be the reason, a non-empty string, got {record['invalidated']!r}")
 
 
 class ResultsStore:
@@ -85,9 +87,10 @@ class ResultsStore:
             self.records = records
 
     def find(self, key, expected_hash):
-        """The record of cell `key` when its config hash is `expected_hash`, else None."""
+        """The record of cell `key` when its config hash is `expected_hash` and it is not invalidated, else None."""
         for record in self.records:
-            if record_key(record) == tuple(key) and record["config_hash"] == expected_hash:
+            if (record_key(record) == tuple(key) and record["config_hash"] == expected_hash
+                    and not record.get("invalidated")):
                 return record
         return None
 

@@ -20,7 +20,7 @@ from .records import CALIBRATION_FIELDS, record_key
 TASK_ORDER = BENCHMARK_TASKS
 STALE_MARK = "‡"
 STALE_NOTE = (f"{STALE_MARK}: at least one seed's record comes from an earlier configuration of the method (its config "
-              "hash is not the current one); `benchmarks/run_benchmark.py` reruns it.")
+              "hash is not the current one, or `--invalidate` marked it); `benchmarks/run_benchmark.py` reruns it.")
 HEADLINE_K = 16
 # Frozen all-MiniLM-L6-v2, mean of 5 seeds, from the benchmark issue: (top-1 %, median km).
 ANCHORS = {
@@ -295,8 +295,15 @@ def render_results(records, planned_cells, mode, stale_keys=frozenset()):
     stale = sorted(set(stale_keys) & {tuple(cell) for cell in planned_cells}, key=str)
     if stale:
         lines += [f"{STALE_MARK} {len(stale)} of the done cells come from an earlier configuration of their method "
-                  "(their config hash is not the current one) and are shown with the mark until a run replaces them:",
-                  "", *_cell_lines(stale), ""]
+                  "(their config hash is not the current one, or `--invalidate` marked them) and are shown with the "
+                  "mark until a run replaces them:", "", *_cell_lines(stale), ""]
+    reasons = {}
+    for record in records:
+        if record.get("invalidated"):
+            reasons.setdefault(record["invalidated"], []).append(record_key(record))
+    lines += [f"Invalidated by `--invalidate` ({len(keys)} record(s)): {reason}"
+              for reason, keys in sorted(reasons.items())]
+    lines += [""] if reasons else []
     encoders = sorted({record.get("encoder", "not recorded") for record in records})
     lines += ["## Run", "", f"- git commit(s): {', '.join(commits) or 'none'}",
               f"- encoder(s): {', '.join(encoders)}", f"- records: {len(records)}", *_same_run_lines(records),

@@ -139,6 +139,8 @@ class BenchmarkRunner:
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; run with --list-methods")
         methods = [name for name in (options.only_methods or mode["methods"]) if name not in options.skip_methods]
+        if options.invalidate is not None and not options.invalidate.strip():
+            raise ValueError("--invalidate needs the reason, e.g. --invalidate 'fixed X in <commit>'")
         if options.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {options.workers}")
         for name, values in (("--shots", options.shots), ("--seeds", options.seeds)):
@@ -226,7 +228,10 @@ class BenchmarkRunner:
                 if record["method"] in METHODS_BY_NAME and not self._is_current(record)}
 
     def _is_current(self, record):
-        """Whether a record's config hash is the one its cell has under the current code (cached per cell)."""
+        """Whether a record's config hash is the one its cell has under the current code (cached per cell) and no
+        `--invalidate` has marked it."""
+        if record.get("invalidated"):
+            return False
         key = record_key(record)
         if key not in self._expected_hashes:
             if record["task"] not in self._hashing_data:
@@ -301,6 +306,15 @@ class BenchmarkRunner:
         self._record(cell, data, record, hashes[cell], record["wall_time_s"], extra={**extra,
                                                                                      "same_run_as": record["method"]})
 
+    def invalidate(self, reason):
+        """Mark the records of the planned cells (`--invalidate`); returns how many there were."""
+        planned = {tuple(cell) for cell in self.cells}
+        marked = [record for record in self.store.records if record_key(record) in planned]
+        for record in marked:
+            record["invalidated"] = reason.strip()
+        self.store.save()
+        return len(marked)
+
     def _guarded(self, cells, function, *arguments):
         try:
             function(*arguments)
@@ -316,7 +330,10 @@ class BenchmarkRunner:
         if self.options.merge_results:
             merged = merge_results(self.store, self.options.merge_results)
             logger.info("merged %d record(s) into %s", merged, self.store.path)
-        if self.options.report_only or self.options.merge_results:
+        if self.options.invalidate is not None:
+            logger.info("marked %d record(s) invalidated: %s", self.invalidate(self.options.invalidate),
+                        self.options.invalidate)
+        if self.options.report_only or self.options.merge_results or self.options.invalidate is not None:
             self.write_reports()
             logger.info("reports rewritten in %s from %d record(s)", self.results_dir, len(self.store.records))
             return 0
