@@ -53,6 +53,7 @@ def test_store_skips_a_done_cell_and_a_config_change_invalidates_it(tmp_path):
 @pytest.mark.parametrize("change, message", [
     ({"top1": 1.5}, "top1 is a fraction"), ({"k": "4"}, "k must be an integer or null"),
     ({"median_km": float("nan")}, "median_km must be a finite number"), ({"task": ""}, "task must be a non-empty"),
+    ({"invalidated": " "}, "invalidated must be the reason"), ({"invalidated": True}, "invalidated must be the reason"),
 ])
 def test_record_schema_errors_name_the_field(change, message):
     with pytest.raises(ValueError, match=message):
