@@ -300,9 +300,9 @@ class CharNgramChannelMixin:
         separates the places, e.g. by language). The posts are split into folds (post i of each label goes to fold
         i mod F, F = min(4, the smallest label count)); for each fold the start, its IDF included, is fitted on the
         other folds and the posts of the fold are scored as the model would score them, cos(sentence embedding +
-        channel, place embedding). The factor of `CROSS_VALIDATION_SCALE_FACTORS` (times the start's default scale) with the best
-        out-of-fold top-1 accuracy wins, the smaller on ties. With one post for some label there is nothing to hold
-        out: the start's default scale is returned.
+        channel, place embedding). The factor of `CROSS_VALIDATION_SCALE_FACTORS` (times the start's default scale)
+        with the best out-of-fold top-1 accuracy wins, the smaller on ties. With one post for some label there is
+        nothing to hold out: the start's default scale is returned.
         """
         self._check_channel_start(start)
         texts = list(texts)
