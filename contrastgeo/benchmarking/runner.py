@@ -151,7 +151,7 @@ class BenchmarkRunner:
         self.grid_cells = plan_cells(mode["methods"], grid_tasks, mode["shots"], mode["seeds"])
         self.results_dir = results_dir_of(options)
         self.store = ResultsStore(self.results_dir / "results.json")
-        self.commit = git_commit(REPO_ROOT)
+        self.commit = git_commit(REPO_ROOT, outputs_dir=self.results_dir)
         self.environment = collect_environment()
         if getattr(options, "concurrent_runs", 1) > 1:  # a job of --workers N: its wall time includes sharing
             self.environment["concurrent_runs"] = options.concurrent_runs
