@@ -130,8 +130,8 @@ def git_commit(repo_dir, outputs_dir=None):
     """HEAD's hash, with "+dirty" when the working tree differs from it (changed or untracked files, so that
     uncommitted benchmark code shows); read-only git calls; "unknown" without git.
 
-    Changes under `outputs_dir` (the run's own results.json and reports) do not count: otherwise every cell after
-    a run's first would read "+dirty" from the records the run itself wrote."""
+    Changes under `outputs_dir` (the runner's own results.json and reports) do not count: otherwise every run after
+    the first on a clean checkout would read "+dirty" from the records the earlier runs wrote."""
     def git(*arguments):
         return subprocess.run(["git", "--no-optional-locks", "-C", str(repo_dir), *arguments],
                               capture_output=True, text=True, timeout=30)
