@@ -126,29 +126,26 @@ def merge_results(store, paths):
     return len(latest)
 
 
-def git_commit(repo_dir, outputs_dir=None):
+def git_commit(repo_dir, output_files=()):
     """HEAD's hash, with "+dirty" when the working tree differs from it (changed or untracked files, so that
     uncommitted benchmark code shows); read-only git calls; "unknown" without git.
 
-    Changes under `outputs_dir` (the runner's own results.json and reports) do not count: otherwise every run after
-    the first on a clean checkout would read "+dirty" from the records the earlier runs wrote."""
+    Changes to `output_files` (the runner's own results.json and reports) do not count: otherwise every run after
+    the first on a clean checkout would read "+dirty" from the records the earlier runs wrote. Only those files:
+    the folder they sit in (benchmarks/) also holds benchmark code."""
     def git(*arguments):
         return subprocess.run(["git", "--no-optional-locks", "-C", str(repo_dir), *arguments],
                               capture_output=True, text=True, timeout=30)
 
-    outputs_pathspec = []
-    if outputs_dir is not None:
-        try:
-            outputs_inside_repo = Path(outputs_dir).resolve().relative_to(Path(repo_dir).resolve())
-        except ValueError:  # outside the repository: git status never sees it
-            outputs_inside_repo = None
-        if outputs_inside_repo is not None and outputs_inside_repo.parts:
-            outputs_pathspec = ["--", ".", f":(exclude){outputs_inside_repo.as_posix()}"]
+    repo_root = Path(repo_dir).resolve()
+    excluded = [f":(exclude){Path(path).resolve().relative_to(repo_root).as_posix()}" for path in output_files
+                if Path(path).resolve().is_relative_to(repo_root)]  # git status never sees files outside the repo
+    pathspec = ["--", ".", *excluded] if excluded else []
     try:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return "unknown"
-        dirty = git("status", "--porcelain", "--untracked-files=normal", *outputs_pathspec).stdout.strip()
+        dirty = git("status", "--porcelain", "--untracked-files=normal", *pathspec).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return head.stdout.strip() + ("+dirty" if dirty else "")

@@ -343,11 +343,15 @@ def write_readme_headline(records, readme_path, mode, stale_keys=frozenset()):
     return readme_path
 
 
+def report_paths(results_dir):
+    """RESULTS.md and HEADLINE.md in `results_dir`, the files `write_reports` writes."""
+    return Path(results_dir) / "RESULTS.md", Path(results_dir) / "HEADLINE.md"
+
+
 def write_reports(records, results_dir, planned_cells, mode, stale_keys=frozenset()):
     """Write RESULTS.md and HEADLINE.md into `results_dir`; returns their paths."""
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    paths = results_dir / "RESULTS.md", results_dir / "HEADLINE.md"
+    Path(results_dir).mkdir(parents=True, exist_ok=True)
+    paths = report_paths(results_dir)
     paths[0].write_text(render_results(records, planned_cells, mode, stale_keys), encoding="utf-8")
     paths[1].write_text(render_headline(records, stale_keys), encoding="utf-8")
     return paths

@@ -36,7 +36,7 @@ from .methods import ABLATION, ABLATION_SHOTS, METHODS, METHODS_BY_NAME, REFEREN
 from .options import MODES, build_parser, results_dir_of
 from .records import (CALIBRATION_FIELDS, METRIC_FIELDS, ResultsStore, config_hash, exclusive_results_dir, git_commit,
                       merge_results, record_key)
-from .report import write_readme_headline, write_reports
+from .report import report_paths, write_readme_headline, write_reports
 
 logger = logging.getLogger("contrastgeo.benchmark")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -151,7 +151,7 @@ class BenchmarkRunner:
         self.grid_cells = plan_cells(mode["methods"], grid_tasks, mode["shots"], mode["seeds"])
         self.results_dir = results_dir_of(options)
         self.store = ResultsStore(self.results_dir / "results.json")
-        self.commit = git_commit(REPO_ROOT, outputs_dir=self.results_dir)
+        self.commit = git_commit(REPO_ROOT, output_files=[self.store.path, *report_paths(self.results_dir)])
         self.environment = collect_environment()
         if getattr(options, "concurrent_runs", 1) > 1:  # a job of --workers N: its wall time includes sharing
             self.environment["concurrent_runs"] = options.concurrent_runs
