@@ -1,4 +1,5 @@
-"""Rescoring saved models with other place-prior weights (contrastgeo/benchmarking/rescoring.py and its script)."""
+"""Rescoring saved models with other place-prior weights and the weight fitted on unlabeled posts
+(contrastgeo/benchmarking/rescoring.py and its script)."""
 
 import json
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from contrastgeo.benchmarking import runner as runner_module
-from contrastgeo.benchmarking.rescoring import rescore_place_prior
+from contrastgeo.benchmarking.rescoring import PRIOR_WEIGHT_GRID, fit_prior_weight, rescore_place_prior
 from contrastgeo.benchmarking.runner import TaskData
 from modeling_contrastgeo import ContrastGeoModel
 from modeling_contrastgeo.place_prior import log_place_prior
@@ -60,6 +61,14 @@ def test_each_weight_scores_as_geolocate_does_and_the_own_weight_reproduces_eval
         assert row["metrics_temperature_1"][1.0]["top1"] != pytest.approx(row["metrics"][1.0]["top1"])
     finally:
         model.config.probability_temperature = 0.05
+    logits, _ = model.predict_logits(task_data.query_texts, places=task_data.places)
+    fitted = fit_prior_weight(logits.double().numpy() / 0.05, log_place_prior(task_data.places))
+    assert row["fitted_weight"] == fitted
+    model.config.place_prior_weight = row["fitted_weight"]
+    try:
+        assert row["metrics_fitted_weight"]["top1"] == pytest.approx(_top1(model, task_data, "population"))
+    finally:
+        model.config.place_prior_weight = 1.0
     # a prior heavy enough sends every post to the most populous place (Zürich), a quarter of the query posts
     assert rescore_place_prior(folder, [50.0], task_data)["metrics"][50.0]["top1"] == pytest.approx(0.25)
     most_populous = task_data.places[int(np.argmax(log_place_prior(task_data.places)))]["name"]
@@ -92,7 +101,8 @@ def test_script_writes_the_table_and_fails_when_eval_results_disagree(saved_mode
     report, output = tmp_path / "report.md", tmp_path / "rows.json"
     assert script.main([str(folder), "--weights", "0", "1", "--report", str(report), "--output", str(output)]) == 0
     table = capsys.readouterr().out
-    assert "| task | K | seed | w=0 | w=1 |" in table and "| synthetic | 4 | 0 |" in table
+    assert "| task | K | seed | w=0 | w=1 | fitted on the query posts: w, top-1 / km |" in table
+    assert "| synthetic | 4 | 0 |" in table
     assert table.strip() in report.read_text() and "at commit" in report.read_text()
     assert "At temperature 1" in report.read_text()  # the model's saved temperature is 0.05
     assert json.loads(output.read_text())[0]["task"] == "synthetic"
@@ -105,3 +115,44 @@ def test_script_writes_the_table_and_fails_when_eval_results_disagree(saved_mode
     (tampered / "eval_results.json").write_text(json.dumps({"top1": 0.0 if saved_top1 > 0.1 else 1.0}))
     assert script.main([str(tampered), "--weights", "1"]) == 1
     assert "check failed" in capsys.readouterr().err
+
+
+def sampled_posts(prior_weight, num_posts=20000, signal=3.0, seed=0):
+    """Scores of posts drawn from places with probability proportional to population ** prior_weight: each post's
+    score vector is signal at its place plus unit Gaussian noise, whose exact log-likelihood is signal * score."""
+    rng = np.random.default_rng(seed)
+    populations = np.array([5e6, 1e6, 3e5, 1e5, 3e4, 1e4])
+    log_prior = np.log(populations) - np.log(populations.sum())
+    draw = populations ** prior_weight
+    places = rng.choice(len(populations), size=num_posts, p=draw / draw.sum())
+    noisy = signal * np.eye(len(populations))[places] + rng.standard_normal((num_posts, len(populations)))
+    scores = signal * noisy
+    return scores, log_prior
+
+
+@pytest.mark.parametrize("prior_weight", [0.0, 0.5, 1.0, 2.0])
+def test_the_fitted_weight_is_the_one_the_posts_were_drawn_with(prior_weight):
+    scores, log_prior = sampled_posts(prior_weight)
+    assert fit_prior_weight(scores, log_prior) == pytest.approx(prior_weight, abs=0.15)
+
+
+def test_the_fitted_weight_is_a_candidate_and_posts_without_signal_give_the_smallest():
+    scores, log_prior = sampled_posts(1.0, num_posts=500)
+    assert fit_prior_weight(scores, log_prior) in PRIOR_WEIGHT_GRID
+    assert fit_prior_weight(scores, log_prior, weights=[0.25, 4.0]) in (0.25, 4.0)
+    # Equal scores for every place: every exponent explains the posts equally well.
+    assert fit_prior_weight(np.zeros((50, 6)), log_prior) == 0.0
+
+
+@pytest.mark.parametrize("scores, log_prior, weights, message", [
+    (np.zeros((0, 3)), np.zeros(3), None, r"non-empty \(num_posts, num_places\) matrix, got shape \(0, 3\)"),
+    (np.zeros(3), np.zeros(3), None, r"got shape \(3,\)"),
+    (np.zeros((2, 3)), np.zeros(4), None, r"log_prior must have shape \(3,\)"),
+    (np.array([[0.0, np.nan, 0.0]]), np.zeros(3), None, r"log_likelihoods\[0, 1\] is nan"),
+    (np.zeros((1, 3)), np.array([0.0, -np.inf, 0.0]), None, r"log_prior\[1\] is -inf"),
+    (np.zeros((1, 3)), np.zeros(3), [-1.0], "place_prior_weight must be a finite number >= 0"),
+    (np.zeros((1, 3)), np.zeros(3), [], "at least one candidate"),
+])
+def test_bad_fitting_input_is_named(scores, log_prior, weights, message):
+    with pytest.raises(ValueError, match=message):
+        fit_prior_weight(scores, log_prior, **({} if weights is None else {"weights": weights}))

@@ -4,7 +4,8 @@ The place prior enters only at prediction (`p(place | post) ∝ p_balanced(place
 so one forward pass over a task's query posts gives the metrics of every weight, with the model's saved
 probability temperature and with temperature 1 (how `--calibration none` would have scored the same model). This
 is how the weight in `contrastgeo/training/defaults.py` is chosen: `run_benchmark.py --keep-models` keeps the
-trained models, and `benchmarks/rescore_place_prior.py` scores them here.
+trained models, and `benchmarks/rescore_place_prior.py` scores them here, with the weight `fit_prior_weight` fits on
+the query posts without their labels.
 """
 
 import json
@@ -13,6 +14,59 @@ from pathlib import Path
 import numpy as np
 
 from .evaluation import metrics_from_scores
+
+# The fitted exponent is searched on a grid: the marginal likelihood is smooth in it, and a step of 0.05 moves
+# top-1 by far less than the seed-to-seed noise, while a grid needs no assumption that the likelihood is concave.
+PRIOR_WEIGHT_GRID = np.round(np.arange(0.0, 3.0 + 1e-9, 0.05), 2)
+_TIE_TOLERANCE = 1e-9  # nats per post
+
+
+def fit_prior_weight(log_likelihoods, log_prior, weights=PRIOR_WEIGHT_GRID) -> float:
+    """The prior exponent under which unlabeled posts are most likely (maximum marginal likelihood).
+
+    A few-shot model's scores are log p(post | place) up to a constant per post (it saw the same number of posts per
+    place), so the posts' marginal log-likelihood under the prior raised to w is, up to a constant,
+    mean_i log sum_c exp(score_ic) * prior_w(c). Its maximiser over w says how far the population prior describes
+    where these posts come from: 0 when it does not (posts spread unlike people), 1 when it does, more when the
+    posts lean to big places further than their populations do. Labels are not used. It is scored here, beside the
+    fixed weights, and not used by train.py: where the model's scores carry little of the posts' place (vardial-bcms)
+    they disagree with the prior that gives it all its top-1, and the fit drops the prior
+    (`benchmarks/RESULTS_place_prior_fit.md`).
+
+    Args:
+        log_likelihoods: (N, C) scores of N unlabeled posts over the C places (logits over the temperature).
+        log_prior: (C,) log of the normalised prior at weight 1 (`log_place_prior(places, kind, 1.0)`).
+        weights: the candidate exponents, each finite and >= 0.
+    """
+    scores = np.asarray(log_likelihoods, dtype=np.float64)
+    log_prior = np.asarray(log_prior, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] == 0:
+        raise ValueError(f"log_likelihoods must be a non-empty (num_posts, num_places) matrix, got shape "
+                         f"{scores.shape}")
+    if log_prior.shape != (scores.shape[1],):
+        raise ValueError(f"log_prior must have shape ({scores.shape[1]},) to match log_likelihoods' places, got "
+                         f"{log_prior.shape}")
+    for name, values in (("log_likelihoods", scores), ("log_prior", log_prior)):
+        bad = np.argwhere(~np.isfinite(values))
+        if bad.size:
+            index = bad[0].tolist()
+            raise ValueError(f"{name}[{', '.join(map(str, index))}] is {values[tuple(index)]}: every value must be "
+                             "finite")
+    from modeling_contrastgeo.place_prior import check_prior_weight
+
+    weights = [check_prior_weight(weight) for weight in weights]
+    if not weights:
+        raise ValueError("weights must hold at least one candidate exponent")
+    log_posts = scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
+
+    def mean_log_likelihood(weight):
+        log_prior_at_weight = weight * log_prior - np.logaddexp.reduce(weight * log_prior)
+        return np.logaddexp.reduce(log_posts + log_prior_at_weight, axis=1).mean()
+
+    per_weight = np.array([mean_log_likelihood(weight) for weight in weights])
+    # Ties (to float rounding) go to the smallest exponent: posts that favour no exponent give no reason to trust
+    # the prior more.
+    return weights[int(np.flatnonzero(per_weight >= per_weight.max() - _TIE_TOLERANCE)[0])]
 
 
 def rescoring_drifted(saved_top1, rescored_top1, num_posts) -> bool:
@@ -43,10 +97,12 @@ def rescore_place_prior(model_dir, weights, task_data):
 
     Returns:
         {"task", "k", "seed", "model_dir", "metrics": {weight: metrics}, "metrics_temperature_1": {weight: metrics},
-        "saved_temperature", "saved_weight", "saved_top1", "rescored_top1"}: `metrics` use the saved temperature,
-        `metrics_temperature_1` temperature 1; "saved_top1" is the top-1 that the model's eval_results.json reports
-        for its own weight (None without the file) and "rescored_top1" the top-1 this scoring gives at that weight,
-        as a check that the rescoring is the evaluation's.
+        "saved_temperature", "saved_weight", "saved_top1", "rescored_top1", "fitted_weight",
+        "metrics_fitted_weight"}: `metrics` use the saved temperature, `metrics_temperature_1` temperature 1;
+        "saved_top1" is the top-1 that the model's eval_results.json reports for its own weight (None without the
+        file) and "rescored_top1" the top-1 this scoring gives at that weight, as a check that the rescoring is the
+        evaluation's; "fitted_weight" is the weight `fit_prior_weight` fits on the query posts without their labels
+        (at the saved temperature) and "metrics_fitted_weight" the metrics at it.
     """
     from modeling_contrastgeo import ContrastGeoModel
     from modeling_contrastgeo.place_prior import check_prior_weight, log_place_prior, place_populations
@@ -76,26 +132,37 @@ def rescore_place_prior(model_dir, weights, task_data):
         return metrics_from_scores(scores, task_data.query_labels, task_data.query_latlon, task_data.place_latlon)
 
     metrics = {weight: metrics_at(weight) for weight in weights}
+    fitted_weight = fit_prior_weight(logits / saved_temperature, log_place_prior(places, "population", 1.0))
     metrics_temperature_1 = {weight: metrics_at(weight, 1.0) for weight in weights}
     eval_results = Path(model_dir) / "eval_results.json"
     saved_top1 = json.loads(eval_results.read_text()).get("top1") if eval_results.is_file() else None
     rescored = metrics[saved_weight] if saved_weight in metrics else metrics_at(saved_weight)
     return {"task": task, "k": shots, "seed": seed, "model_dir": str(model_dir), "metrics": metrics,
             "metrics_temperature_1": metrics_temperature_1, "saved_temperature": saved_temperature,
-            "saved_weight": saved_weight, "saved_top1": saved_top1, "rescored_top1": rescored["top1"]}
+            "saved_weight": saved_weight, "saved_top1": saved_top1, "rescored_top1": rescored["top1"],
+            "fitted_weight": fitted_weight, "metrics_fitted_weight": metrics_at(fitted_weight)}
+
+
+def _top1_and_median(metrics):
+    return f"{100 * metrics['top1']:.1f} / {metrics['median_km']:.0f}"
 
 
 def rescoring_table(rows, weights, metrics_key="metrics"):
     """Markdown: one line per model (top-1 % / median km per weight), then the sum of top-1 over the models;
-    `metrics_key` "metrics" (the saved temperature) or "metrics_temperature_1"."""
-    header = "| task | K | seed | " + " | ".join(f"w={weight:g}" for weight in weights) + " |"
-    lines = [header, "|" + "---|" * (3 + len(weights))]
+    `metrics_key` "metrics" (the saved temperature, with a last column for the weight fitted on the query posts) or
+    "metrics_temperature_1"."""
+    with_fitted = metrics_key == "metrics"
+    columns = [f"w={weight:g}" for weight in weights] + (["fitted on the query posts: w, top-1 / km"] * with_fitted)
+    lines = ["| task | K | seed | " + " | ".join(columns) + " |", "|" + "---|" * (3 + len(columns))]
     for row in rows:
-        metrics = row[metrics_key]
-        cells = [f"{100 * metrics[w]['top1']:.1f} / {metrics[w]['median_km']:.0f}" for w in weights]
+        cells = [_top1_and_median(row[metrics_key][w]) for w in weights]
+        if with_fitted:
+            cells.append(f"{row['fitted_weight']:g}: {_top1_and_median(row['metrics_fitted_weight'])}")
         lines.append(f"| {row['task']} | {row['k']} | {row['seed']} | " + " | ".join(cells) + " |")
-    sums = [f"{sum(100 * row[metrics_key][w]['top1'] for row in rows):.1f}" for w in weights]
-    lines.append("| sum of top-1 | | | " + " | ".join(sums) + " |")
+    sums = [sum(100 * row[metrics_key][w]["top1"] for row in rows) for w in weights]
+    if with_fitted:
+        sums.append(sum(100 * row["metrics_fitted_weight"]["top1"] for row in rows))
+    lines.append("| sum of top-1 | | | " + " | ".join(f"{total:.1f}" for total in sums) + " |")
     return "\n".join(lines)
 
 
@@ -120,5 +187,7 @@ def rescoring_report(rows, weights, command):
                    f"{rescoring_table(rows, weights, 'metrics_temperature_1')}")
     return (f"# Place-prior weight, rescored on saved models\n\nWritten by `python benchmarks/rescore_place_prior.py "
             f"{command}` at commit `{git_commit(REPO_ROOT)}`. Each model is scored once per weight on its task's query "
-            f"posts (top-1 % / median km); training does not depend on the weight or the temperature.\n\n{tables}\n\n"
+            f"posts (top-1 % / median km); training does not depend on the weight or the temperature. The last "
+            f"column is the weight `fit_prior_weight` fits on those query posts without their labels (the one under "
+            f"which the posts are most likely), and the scores at it.\n\n{tables}\n\n"
             f"Models:\n{models}\n")
