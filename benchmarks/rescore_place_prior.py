@@ -4,7 +4,7 @@
     python benchmarks/rescore_place_prior.py W/runs/*/*-k16-seed0 --weights 0 0.5 1 1.5 2
 
 Prints a markdown table (top-1 % / median km per weight, one line per model, then the sum of top-1 over the models;
-a last column for the weight fitted on the query posts without their labels, `fit_place_prior_weight`) and, with
+a last column for the weight fitted on the query posts without their labels, `rescoring.fit_prior_weight`) and, with
 --output, writes the metrics as JSON (also at temperature 1); --report writes the table, and the one at temperature
 1, as markdown. Exit status 1 when a model's rescoring at its own weight does not give the top-1 of its
 eval_results.json (the task was rebuilt differently, or the scoring drifted from train.py's).
