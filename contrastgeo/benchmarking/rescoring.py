@@ -132,15 +132,19 @@ def rescore_place_prior(model_dir, weights, task_data):
         return metrics_from_scores(scores, task_data.query_labels, task_data.query_latlon, task_data.place_latlon)
 
     metrics = {weight: metrics_at(weight) for weight in weights}
+
+    def metrics_of(weight):  # a weight already scored is not scored again
+        return metrics[weight] if weight in metrics else metrics_at(weight)
+
     fitted_weight = fit_prior_weight(logits / saved_temperature, log_place_prior(places, "population", 1.0))
     metrics_temperature_1 = {weight: metrics_at(weight, 1.0) for weight in weights}
     eval_results = Path(model_dir) / "eval_results.json"
     saved_top1 = json.loads(eval_results.read_text()).get("top1") if eval_results.is_file() else None
-    rescored = metrics[saved_weight] if saved_weight in metrics else metrics_at(saved_weight)
+    rescored = metrics_of(saved_weight)
     return {"task": task, "k": shots, "seed": seed, "model_dir": str(model_dir), "metrics": metrics,
             "metrics_temperature_1": metrics_temperature_1, "saved_temperature": saved_temperature,
             "saved_weight": saved_weight, "saved_top1": saved_top1, "rescored_top1": rescored["top1"],
-            "fitted_weight": fitted_weight, "metrics_fitted_weight": metrics_at(fitted_weight)}
+            "fitted_weight": fitted_weight, "metrics_fitted_weight": metrics_of(fitted_weight)}
 
 
 def _top1_and_median(metrics):
